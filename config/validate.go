@@ -1,0 +1,69 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+)
+
+// maxSocketPath is the longest path a unix socket address can hold.
+const maxSocketPath = 107
+
+type problem struct{ key, text string }
+
+type checker []problem
+
+func (c *checker) add(key, format string, args ...any) {
+	*c = append(*c, problem{key, fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) absPath(key, p string) {
+	if !filepath.IsAbs(p) {
+		c.add(key, "must be an absolute path, got %q", p)
+	}
+}
+
+func (c *checker) oneOf(key, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		c.add(key, "must be one of %v, got %q", allowed, v)
+	}
+}
+
+func (c *checker) positive(key string, v float64) {
+	if v <= 0 {
+		c.add(key, "must be greater than zero, got %v", v)
+	}
+}
+
+// problems lists every invalid setting, in key order of the file.
+func (cfg *Config) problems() []problem {
+	var c checker
+	c.absPath("root", cfg.Root)
+	c.absPath("runroot", cfg.RunRoot)
+	c.oneOf("log_level", cfg.LogLevel, "debug", "info", "warn", "error")
+	c.oneOf("log_format", cfg.LogFormat, "text", "json")
+
+	c.absPath("api.listen", cfg.API.Listen)
+	if len(cfg.API.Listen) > maxSocketPath {
+		c.add("api.listen", "a unix socket path holds at most %d bytes, got %d", maxSocketPath, len(cfg.API.Listen))
+	}
+	c.positive("api.grpc_max_send_msg_size", float64(cfg.API.GRPCMaxSendMsgSize))
+	c.positive("api.grpc_max_recv_msg_size", float64(cfg.API.GRPCMaxRecvMsgSize))
+	c.positive("api.shutdown_timeout", float64(cfg.API.ShutdownTimeout))
+
+	if net.ParseIP(cfg.Profile.Address) == nil {
+		c.add("profile.address", "must be an IP address, got %q", cfg.Profile.Address)
+	}
+	if cfg.Profile.Port < 1 || cfg.Profile.Port > 65535 {
+		c.add("profile.port", "must be a port from 1 to 65535, got %d", cfg.Profile.Port)
+	}
+
+	c.positive("supervisor.failure_threshold", cfg.Supervisor.FailureThreshold)
+	c.positive("supervisor.failure_decay", float64(cfg.Supervisor.FailureDecay))
+	if cfg.Supervisor.FailureBackoff < 0 {
+		c.add("supervisor.failure_backoff", "must not be negative, got %s", cfg.Supervisor.FailureBackoff)
+	}
+	c.positive("supervisor.stop_timeout", float64(cfg.Supervisor.StopTimeout))
+	return c
+}

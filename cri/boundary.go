@@ -1,0 +1,152 @@
+package cri
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/arbor-cri/arbor/fault"
+)
+
+// Boundary is the one place where every CRI call enters the daemon: it
+// gives the call a request ID and a logger, fires injected faults, turns a
+// panic into codes.Internal, maps domain errors to status codes, and logs
+// the call once (state-changing calls at Info, polling calls at Debug).
+type Boundary struct {
+	log    *slog.Logger
+	faults *fault.Injector
+	panics atomic.Int64
+}
+
+// NewBoundary returns the interceptors' shared state.
+func NewBoundary(log *slog.Logger, faults *fault.Injector) *Boundary {
+	return &Boundary{log: log, faults: faults}
+}
+
+// Panics is how many handler panics were recovered.
+func (b *Boundary) Panics() int64 { return b.panics.Load() }
+
+type loggerKey struct{}
+
+// Logger returns the request's logger, carrying its ID and method.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// Unary is the unary server interceptor.
+func (b *Boundary) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
+	log := b.log.With("request_id", newRequestID(), "method", method)
+	ctx = context.WithValue(ctx, loggerKey{}, log)
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = b.recovered(log, method, r)
+		}
+		err = toStatus(err)
+		b.logCall(log, method, time.Since(start), err)
+	}()
+	if m, ok := b.faults.Take(method); ok {
+		if err := fault.Fire(ctx, method, m); err != nil {
+			return nil, err
+		}
+	}
+	return handler(ctx, req)
+}
+
+// Stream is the stream server interceptor.
+func (b *Boundary) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
+	log := b.log.With("request_id", newRequestID(), "method", method)
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = b.recovered(log, method, r)
+		}
+		err = toStatus(err)
+		b.logCall(log, method, time.Since(start), err)
+	}()
+	if m, ok := b.faults.Take(method); ok {
+		if err := fault.Fire(ss.Context(), method, m); err != nil {
+			return err
+		}
+	}
+	return handler(srv, &loggedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), loggerKey{}, log)})
+}
+
+type loggedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *loggedStream) Context() context.Context { return s.ctx }
+
+func (b *Boundary) recovered(log *slog.Logger, method string, r any) error {
+	b.panics.Add(1)
+	log.Error("Handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return status.Errorf(codes.Internal, "internal error in %s: %v", method, r)
+}
+
+func (b *Boundary) logCall(log *slog.Logger, method string, took time.Duration, err error) {
+	code := status.Code(err)
+	attrs := []any{"latency_ms", float64(took.Microseconds()) / 1000, "code", code.String()}
+	switch {
+	case err != nil && code != codes.NotFound && code != codes.Unimplemented:
+		log.Warn("CRI call failed", append(attrs, "error", status.Convert(err).Message())...)
+	case isPolling(method):
+		log.Debug("CRI call", attrs...)
+	default:
+		log.Info("CRI call", attrs...)
+	}
+}
+
+// isPolling reports whether a method is one the kubelet calls in loops, so
+// that it logs at Debug and the daemon stays quiet at Info.
+func isPolling(method string) bool {
+	for _, p := range []string{"List", "Stream", "Version", "Status", "Stats", "ImageFsInfo", "RuntimeConfig", "GetContainerEvents", "ExecSync"} {
+		if strings.HasPrefix(method, p) || strings.HasSuffix(method, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// toStatus turns a domain error into a gRPC status once, at the boundary.
+// Handlers that already return a status keep it.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, fault.ErrInjected):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,178 @@
+// Package daemon assembles Arbor: it does the start-up work of
+// LIFECYCLE.md, builds the supervisor tree with its services, handles
+// signals and stops everything in order. cmd/arbor only parses the
+// command line and hands over a loaded configuration.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/config"
+	"github.com/arbor-cri/arbor/cri"
+	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/services/listener"
+	"github.com/arbor-cri/arbor/supervisor"
+	"github.com/arbor-cri/arbor/version"
+)
+
+// Options are what cmd/arbor hands to the daemon.
+type Options struct {
+	Config *config.Loaded
+	// Reload reads the configuration again, with the same files and flags,
+	// for SIGHUP.
+	Reload func() (*config.Loaded, error)
+	Log    *slog.Logger
+	Level  *slog.LevelVar
+}
+
+// Daemon is one run of Arbor.
+type Daemon struct {
+	opts     Options
+	log      *slog.Logger
+	cfg      atomic.Pointer[config.Config]
+	faults   *fault.Injector
+	tree     *supervisor.Tree
+	boundary *cri.Boundary
+	ready    sync.Once
+}
+
+// New returns a daemon for the loaded configuration.
+func New(opts Options) *Daemon {
+	d := &Daemon{opts: opts, log: opts.Log}
+	d.cfg.Store(&opts.Config.Config)
+	if opts.Config.Config.EnableFaultInjection {
+		d.faults = fault.New(opts.Log.With("component", "fault"))
+		d.log.Warn("Fault injection is enabled: POST /debug/fault on the socket can crash this daemon")
+	}
+	return d
+}
+
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
+
+// Run starts the daemon and serves until SIGTERM or SIGINT (a clean stop,
+// nil) or a fatal error in the tree.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.config()
+	stopProfiles, err := startProfiles(cfg, d.log)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
+	lock, _, err := prepare(cfg, d.log)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	setThreadLimit(d.log)
+
+	d.buildTree(cfg)
+	treeCtx, cancelTree := context.WithCancel(ctx)
+	defer cancelTree()
+	treeDone := make(chan error, 1)
+	go func() { treeDone <- d.tree.Serve(treeCtx) }()
+
+	if err := d.waitForStop(ctx, treeDone); err != nil {
+		return err
+	}
+	d.stop(cancelTree, treeDone)
+	if err := writeCleanShutdownMarker(cfg.CleanShutdownFile()); err != nil {
+		return fmt.Errorf("writing clean-shutdown marker: %w", err)
+	}
+	d.log.Info("Stopped cleanly")
+	return nil
+}
+
+// buildTree lays out the failure domains: the CRI listener alone in "core"
+// so that nothing else's backoff can pause it, and debugging aids apart.
+func (d *Daemon) buildTree(cfg *config.Config) {
+	sv := cfg.Supervisor
+	d.tree = supervisor.New(d.log.With("component", "supervisor"), supervisor.Backoff{
+		Threshold: sv.FailureThreshold, Decay: sv.FailureDecay.Std(),
+		Backoff: sv.FailureBackoff.Std(), StopTimeout: sv.StopTimeout.Std(),
+	}, d.faults)
+	d.boundary = cri.NewBoundary(d.log.With("component", "cri"), d.faults)
+
+	core := d.tree.Domain("core")
+	core.Add(listener.New(listener.Config{
+		Path:            cfg.API.Listen,
+		NewGRPC:         d.newGRPC,
+		HTTP:            d.httpHandler(),
+		ShutdownTimeout: cfg.API.ShutdownTimeout.Std(),
+		OnServe:         d.onServe,
+	}, d.log.With("component", "listener")))
+	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		core.Add(&watchdog{socket: cfg.API.Listen, interval: interval / 2, log: d.log})
+	}
+	if cfg.Profile.Enable {
+		d.tree.Domain("debug").Add(&profileServer{addr: fmt.Sprintf("%s:%d", cfg.Profile.Address, cfg.Profile.Port), log: d.log})
+	}
+}
+
+// newGRPC builds a gRPC server with the CRI services and the boundary
+// interceptors; the listener calls it on each run.
+func (d *Daemon) newGRPC() *grpc.Server {
+	cfg := d.config()
+	gs := grpc.NewServer(
+		grpc.MaxSendMsgSize(cfg.API.GRPCMaxSendMsgSize),
+		grpc.MaxRecvMsgSize(cfg.API.GRPCMaxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(d.boundary.Unary),
+		grpc.ChainStreamInterceptor(d.boundary.Stream),
+	)
+	runtimeapi.RegisterRuntimeServiceServer(gs, cri.NewRuntimeServer(cri.RuntimeInfo{
+		Version:  version.Get().Version,
+		Handlers: []string{"runc"},
+		Verbose:  d.verboseInfo,
+	}, d.log))
+	runtimeapi.RegisterImageServiceServer(gs, &runtimeapi.UnimplementedImageServiceServer{})
+	return gs
+}
+
+func (d *Daemon) onServe() {
+	d.ready.Do(func() {
+		if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+			d.log.Debug("sd_notify failed", "error", err)
+		}
+		d.log.Info("Arbor is ready", "socket", d.config().API.Listen, "version", version.Get().Version)
+	})
+}
+
+// stop cascades a graceful stop down the tree: services in reverse start
+// order, each with its timeout, then the root.
+func (d *Daemon) stop(cancelTree context.CancelFunc, treeDone <-chan error) {
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	start := time.Now()
+	if stuck := d.tree.Stop(); len(stuck) > 0 {
+		d.log.Error("Services stuck at stop", "services", stuck)
+	}
+	cancelTree()
+	if err := <-treeDone; err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Warn("Supervisor tree ended with an error", "error", err)
+	}
+	d.log.Info("Services stopped", "took", time.Since(start).Round(time.Millisecond))
+}
+
+func (d *Daemon) verboseInfo() map[string]string {
+	cfg := d.config()
+	return map[string]string{
+		"version": jsonString(version.Get()),
+		"config":  jsonString(cfg),
+		"tree":    jsonString(d.tree.States().Snapshot()),
+	}
+}
+
+// forceExit ends the process after a second stop signal.
+func forceExit(log *slog.Logger) {
+	log.Error("Second signal: exiting at once")
+	os.Exit(1)
+}

@@ -1,0 +1,167 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/config"
+	"github.com/arbor-cri/arbor/services/listener"
+	"github.com/arbor-cri/arbor/version"
+)
+
+// ErrAlreadyRunning means another Arbor holds the run root's lock.
+var ErrAlreadyRunning = errors.New("another arbor daemon is running")
+
+// lockRunRoot takes an exclusive lock on a file in the run root, so that a
+// second daemon with the same state refuses to start before it touches
+// anything. The lock is released when the returned file is closed or the
+// process dies.
+func lockRunRoot(runRoot string) (*os.File, error) {
+	if err := os.MkdirAll(runRoot, 0o711); err != nil {
+		return nil, fmt.Errorf("creating run root: %w", err)
+	}
+	path := filepath.Join(runRoot, "arbor.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("%w (lock %s held by pid %s)", ErrAlreadyRunning, path, strings.TrimSpace(string(pid)))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+// prepare does the start-up work that must happen before any service runs:
+// the lock, the folders, a check that nobody serves the socket, the
+// clean-shutdown marker and the version files. It returns whether the last
+// stop was clean.
+func prepare(cfg *config.Config, log *slog.Logger) (lock *os.File, clean bool, err error) {
+	lock, err = lockRunRoot(cfg.RunRoot)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+	if err := listener.Probe(cfg.API.Listen); err != nil {
+		return nil, false, err
+	}
+	for _, dir := range []string{cfg.Root, cfg.StateDir()} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, false, fmt.Errorf("creating state folder: %w", err)
+		}
+	}
+	clean, err = takeCleanShutdownMarker(cfg.CleanShutdownFile())
+	if err != nil {
+		return nil, false, err
+	}
+	if !clean {
+		log.Warn("Last stop was not clean", "marker", cfg.CleanShutdownFile())
+	}
+	if err := writeVersionFiles(cfg, log); err != nil {
+		return nil, false, err
+	}
+	return lock, clean, nil
+}
+
+// takeCleanShutdownMarker removes the marker a clean stop leaves, and
+// reports whether it was there.
+func takeCleanShutdownMarker(path string) (bool, error) {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("removing clean-shutdown marker: %w", err)
+	}
+	return true, syncDir(filepath.Dir(path))
+}
+
+// writeCleanShutdownMarker records a clean stop durably.
+func writeCleanShutdownMarker(path string) error {
+	return writeFileSync(path, []byte(version.Get().Version+"\n"))
+}
+
+// writeVersionFiles records the running version on tmpfs (a missing file
+// there means the node rebooted) and in the persistent root (an older
+// version there means an upgrade), logging what it finds.
+func writeVersionFiles(cfg *config.Config, log *slog.Logger) error {
+	v := version.Get().Version
+	if _, err := os.Stat(cfg.VolatileVersionFile()); errors.Is(err, fs.ErrNotExist) {
+		log.Info("No volatile version file: first start since boot", "file", cfg.VolatileVersionFile())
+	}
+	if old, err := os.ReadFile(cfg.PersistentVersionFile()); err == nil && strings.TrimSpace(string(old)) != v {
+		log.Info("Version changed since last run", "previous", strings.TrimSpace(string(old)), "current", v)
+	}
+	for _, f := range []string{cfg.VolatileVersionFile(), cfg.PersistentVersionFile()} {
+		if err := writeFileSync(f, []byte(v+"\n")); err != nil {
+			return fmt.Errorf("writing version file: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeFileSync writes a file atomically: a temporary file, fsync, rename
+// and fsync of the folder.
+func writeFileSync(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// setThreadLimit lets Go use 90% of the kernel's thread limit, so that a
+// node with many containers does not hit Go's default of 10000 first.
+func setThreadLimit(log *slog.Logger) {
+	b, err := os.ReadFile("/proc/sys/kernel/threads-max")
+	if err != nil {
+		log.Warn("Cannot read the kernel thread limit", "error", err)
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 100 {
+		return
+	}
+	debug.SetMaxThreads(n * 9 / 10)
+	log.Debug("Thread limit set", "max_threads", n*9/10)
+}

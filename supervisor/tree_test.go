@@ -1,0 +1,271 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/arbor-cri/arbor/fault"
+)
+
+func TestMain(m *testing.M) {
+	// suture leaves one goroutine behind for each RemoveAndWait that timed
+	// out (it sends on a channel nobody reads any more); only the stuck
+	// service test makes one.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/thejerf/suture/v4.(*Supervisor).removeService.func1.1"))
+}
+
+// fake is a service driven by commands on its channel: "fail" returns an
+// error, "panic" panics, "hang" ignores cancellation until released.
+type fake struct {
+	name    string
+	cmds    chan string
+	started chan struct{}
+	release chan struct{}
+}
+
+func newFake(name string) *fake {
+	return &fake{name: name, cmds: make(chan string), started: make(chan struct{}, 100), release: make(chan struct{})}
+}
+
+func (f *fake) String() string { return f.name }
+
+func (f *fake) Serve(ctx context.Context) error {
+	f.started <- struct{}{}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case c := <-f.cmds:
+		switch c {
+		case "fail":
+			return errors.New("told to fail")
+		case "panic":
+			panic("told to panic")
+		case "hang":
+			<-f.release
+		}
+	}
+	return nil
+}
+
+// logSink collects log output for assertions.
+type logSink struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var fast = Backoff{Threshold: 3, Decay: time.Second, Backoff: 300 * time.Millisecond, StopTimeout: 200 * time.Millisecond}
+
+func startTree(t *testing.T, faults *fault.Injector) (*Tree, *logSink) {
+	t.Helper()
+	sink := &logSink{}
+	return New(slog.New(slog.NewTextHandler(sink, nil)), fast, faults), sink
+}
+
+func serve(t *testing.T, tree *Tree) (context.CancelFunc, <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tree.Serve(ctx) }()
+	return cancel, done
+}
+
+func waitStart(t *testing.T, f *fake) {
+	t.Helper()
+	select {
+	case <-f.started:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not start", f.name)
+	}
+}
+
+func TestRestartAfterFailureAndPanic(t *testing.T) {
+	tree, sink := startTree(t, nil)
+	svc := newFake("worker")
+	tree.Domain("core").Add(svc)
+	cancel, done := serve(t, tree)
+
+	waitStart(t, svc)
+	svc.cmds <- "fail"
+	waitStart(t, svc)
+	svc.cmds <- "panic"
+	waitStart(t, svc)
+
+	st, _ := tree.States().Get("worker")
+	if st.Restarts != 2 || st.Panics != 1 || st.State != StateRunning {
+		t.Fatalf("state after a failure and a panic: %+v", st)
+	}
+	for _, want := range []string{"Service failed", "told to fail", "Service panicked", "told to panic"} {
+		if !strings.Contains(sink.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	tree.Stop()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackoffPausesOnlyItsDomain(t *testing.T) {
+	tree, sink := startTree(t, nil)
+	flappy, steady := newFake("flappy"), newFake("steady")
+	tree.Domain("core").Add(steady)
+	tree.Domain("hooks").Add(flappy)
+	cancel, done := serve(t, tree)
+	waitStart(t, steady)
+
+	for range 4 {
+		waitStart(t, flappy)
+		flappy.cmds <- "fail"
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(sink.String(), "Supervisor backing off") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(sink.String(), "supervisor=hooks") {
+		t.Fatalf("the flapping domain did not back off:\n%s", sink.String())
+	}
+	// The other domain keeps serving while hooks is paused.
+	steady.cmds <- "fail"
+	waitStart(t, steady)
+	waitStart(t, flappy) // and the flapping service comes back after its pause
+
+	tree.Stop()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStuckServiceIsNamedAndStopStillEnds(t *testing.T) {
+	tree, sink := startTree(t, nil)
+	hung, other := newFake("stuck"), newFake("other")
+	d := tree.Domain("core")
+	d.Add(other)
+	d.Add(hung)
+	cancel, done := serve(t, tree)
+	waitStart(t, other)
+	waitStart(t, hung)
+	hung.cmds <- "hang"
+
+	start := time.Now()
+	stuck := tree.Stop()
+	cancel()
+	if len(stuck) != 1 || stuck[0] != "stuck" {
+		t.Fatalf("stuck services = %v", stuck)
+	}
+	if !strings.Contains(sink.String(), "Service did not stop in time") {
+		t.Fatalf("log does not name the stuck service:\n%s", sink.String())
+	}
+	if took := time.Since(start); took > 10*fast.StopTimeout {
+		t.Fatalf("stop took %s", took)
+	}
+	close(hung.release)
+	<-done
+	if st, _ := tree.States().Get("other"); st.State != StateStopped {
+		t.Fatalf("other service state %s", st.State)
+	}
+}
+
+func TestStopOrderIsReverse(t *testing.T) {
+	tree, _ := startTree(t, nil)
+	var mu sync.Mutex
+	var order []string
+	record := func(name string) *orderSvc {
+		return &orderSvc{name: name, stopped: func() { mu.Lock(); order = append(order, name); mu.Unlock() }}
+	}
+	a := tree.Domain("a")
+	a.Add(record("a1"))
+	a.Add(record("a2"))
+	tree.Domain("b").Add(record("b1"))
+	cancel, done := serve(t, tree)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, _ := tree.States().Get("b1"); st.State == StateRunning {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tree.Stop()
+	cancel()
+	<-done
+	if got := strings.Join(order, ","); got != "b1,a2,a1" {
+		t.Fatalf("stop order %s, want b1,a2,a1", got)
+	}
+}
+
+type orderSvc struct {
+	name    string
+	stopped func()
+}
+
+func (o *orderSvc) String() string { return o.name }
+func (o *orderSvc) Serve(ctx context.Context) error {
+	<-ctx.Done()
+	o.stopped()
+	return nil
+}
+
+func TestInjectedFaults(t *testing.T) {
+	in := fault.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tree, sink := startTree(t, in)
+	svc := newFake("listener")
+	tree.Domain("core").Add(svc)
+	cancel, done := serve(t, tree)
+	waitStart(t, svc)
+
+	in.Arm("listener", fault.Mode{Kind: fault.Panic}, 1)
+	waitStart(t, svc)
+	in.Arm("listener", fault.Mode{Kind: fault.Error}, 2) // fails the running one and the next run
+	waitStart(t, svc)
+
+	st, _ := tree.States().Get("listener")
+	if st.Panics != 1 || st.Restarts < 2 {
+		t.Fatalf("after injected faults: %+v", st)
+	}
+	if !strings.Contains(sink.String(), "injected panic in service listener") {
+		t.Fatalf("log lacks the injected panic:\n%s", sink.String())
+	}
+	tree.Stop()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFatalStopsTree(t *testing.T) {
+	tree, _ := startTree(t, nil)
+	tree.Domain("core").Add(fatalSvc{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := tree.Serve(ctx)
+	if ctx.Err() != nil || !errors.Is(err, ErrFatal) {
+		t.Fatalf("a fatal error did not stop the tree: %v (context: %v)", err, ctx.Err())
+	}
+}
+
+type fatalSvc struct{}
+
+func (fatalSvc) String() string { return "fatal" }
+func (fatalSvc) Serve(context.Context) error {
+	return Fatal(errors.New("socket is served by another process"))
+}
