@@ -122,4 +122,3 @@ func Lookup(c *Config, key string) (Field, bool) {
 	}
 	return Field{}, false
 }
-
