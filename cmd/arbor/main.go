@@ -8,18 +8,25 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v3"
 )
 
 func main() {
 	if err := newApp().Run(context.Background(), os.Args); err != nil {
+		code := 1
 		var exit cli.ExitCoder
 		if errors.As(err, &exit) {
-			os.Exit(exit.ExitCode())
+			code = exit.ExitCode()
 		}
-		fmt.Fprintln(os.Stderr, "arbor:", err)
-		os.Exit(1)
+		if msg := err.Error(); msg != "" {
+			if !strings.HasPrefix(msg, "arbor:") {
+				msg = "arbor: " + msg
+			}
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		os.Exit(code)
 	}
 }
 

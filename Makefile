@@ -1,0 +1,55 @@
+# Arbor's build. `make help` lists the targets.
+
+GO        ?= go
+# go.podman.io needs no C library with these tags; set them once, here.
+TAGS      ?= containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/arbor-cri/arbor/version.Version=$(VERSION) -X github.com/arbor-cri/arbor/version.Commit=$(COMMIT)
+TESTFLAGS ?=
+E2EFLAGS  ?= -timeout 40m
+SOCKET    ?= /var/run/arbor/arbor.sock
+BIN       := $(CURDIR)/bin
+
+# Debian packages the daemon and its tests use.
+APT_PACKAGES := runc crun conmon containernetworking-plugins iptables docker-registry busybox \
+	jq skopeo strace util-linux iproute2 procps psmisc
+
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help build deps tools run test unit e2e vet fmt clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/arbor
+	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN)/arbor ./cmd/arbor
+
+deps: ## install the Debian packages Arbor and its tests need (root)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+tools: ## build crictl, critest and ginkgo from cri-tools into bin/
+	e2e/scripts/build-cri-tools.sh $(BIN)
+
+run: deps build tools ## install what is missing and run the daemon on the default socket
+	@echo "Arbor serves $(SOCKET). In another shell:  crictl -r unix://$(SOCKET) version"
+	$(BIN)/arbor --listen $(SOCKET)
+
+test: deps build tools unit e2e ## install what is missing and run every test
+
+unit: ## unit tests (root: some use real runc, conmon, CNI and storage)
+	$(GO) test -tags "$(TAGS)" $(TESTFLAGS) $$($(GO) list -tags "$(TAGS)" ./... | grep -v /e2e)
+
+e2e: build tools ## end-to-end tests against the real daemon, crictl and runtime
+	ARBOR_BIN=$(BIN)/arbor CRICTL=$(BIN)/crictl $(GO) test -tags "$(TAGS)" $(E2EFLAGS) $(TESTFLAGS) ./e2e/...
+
+vet: ## go vet and gofmt
+	$(GO) vet -tags "$(TAGS)" ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+clean: ## remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,273 @@
+// Package harness runs the real arbor binary for end-to-end tests and
+// benchmarks: on a temporary socket and state folders, with its log kept,
+// and with helpers for crictl and `arbor status`. Every test ends with
+// Stop, which requires a clean exit 0 on SIGTERM.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bin returns the arbor binary under test: $ARBOR_BIN, or bin/arbor at the
+// top of the repository.
+func Bin() string { return toolPath("ARBOR_BIN", "arbor") }
+
+// Crictl returns the crictl binary: $CRICTL or bin/crictl.
+func Crictl() string { return toolPath("CRICTL", "crictl") }
+
+func toolPath(env, name string) string {
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	wd, _ := os.Getwd()
+	for dir := wd; dir != "/"; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "bin", name)
+		}
+	}
+	return name
+}
+
+// Options change how the daemon starts.
+type Options struct {
+	Args       []string // extra flags
+	Env        []string // extra environment
+	ConfigText string   // written to the main config file
+	Dir        string   // state folder to reuse (a restart); empty for a new one
+	// LevelFromConfig leaves the log level to the config file; otherwise
+	// the daemon runs with --log-level debug.
+	LevelFromConfig bool
+}
+
+// Daemon is one running arbor.
+type Daemon struct {
+	Dir, Socket, Root, RunRoot, ConfigFile string
+
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+	err  error // valid after done is closed
+}
+
+// Start runs arbor and waits until its socket answers.
+func Start(t testing.TB, opts Options) *Daemon {
+	t.Helper()
+	d, err := Launch(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitServing(20 * time.Second); err != nil {
+		d.Kill()
+		t.Fatalf("%v\n--- daemon log ---\n%s", err, d.Log())
+	}
+	return d
+}
+
+// Launch runs arbor without waiting for it to serve.
+func Launch(t testing.TB, opts Options) (*Daemon, error) {
+	dir := opts.Dir
+	if dir == "" {
+		// Short paths: a unix socket path holds at most 107 bytes.
+		var err error
+		if dir, err = os.MkdirTemp("", "arbor-e2e-"); err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	d := &Daemon{
+		Dir: dir, Socket: filepath.Join(dir, "arbor.sock"), Root: filepath.Join(dir, "root"),
+		RunRoot: filepath.Join(dir, "run"), ConfigFile: filepath.Join(dir, "arbor.conf"),
+		log: &syncBuffer{}, done: make(chan struct{}),
+	}
+	if err := os.WriteFile(d.ConfigFile, []byte(opts.ConfigText), 0o644); err != nil {
+		return nil, err
+	}
+	args := append([]string{
+		"--config", d.ConfigFile, "--config-dir", filepath.Join(dir, "conf.d"),
+		"--listen", d.Socket, "--root", d.Root, "--runroot", d.RunRoot,
+		"--enable-fault-injection",
+	}, opts.Args...)
+	if !opts.LevelFromConfig {
+		args = append(args, "--log-level", "debug")
+	}
+	d.cmd = exec.Command(Bin(), args...)
+	d.cmd.Env = append(os.Environ(), opts.Env...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", Bin(), err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(d.Kill)
+	return d, nil
+}
+
+// WaitServing polls crictl version until it answers or the daemon exits.
+func (d *Daemon) WaitServing(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-d.done:
+			return fmt.Errorf("daemon exited before serving: %v", d.err)
+		default:
+		}
+		if _, err := d.Crictl("version"); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("daemon did not serve within %s", limit)
+}
+
+// Crictl runs crictl against the daemon and returns its standard output;
+// an error carries standard error too.
+func (d *Daemon) Crictl(args ...string) (string, error) {
+	return run(30*time.Second, Crictl(), append([]string{"--timeout", "20s", "-r", "unix://" + d.Socket, "-i", "unix://" + d.Socket}, args...)...)
+}
+
+// Arbor runs an arbor subcommand pointed at the daemon's socket.
+func (d *Daemon) Arbor(args ...string) (string, error) {
+	return run(30*time.Second, Bin(), append([]string{"--config", d.ConfigFile, "--listen", d.Socket}, args...)...)
+}
+
+func run(limit time.Duration, bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out) + stderr.String(), fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out), nil
+}
+
+// Fault arms a fault through the socket's HTTP side.
+func (d *Daemon) Fault(target, mode string, count int) error {
+	q := url.Values{"target": {target}, "mode": {mode}, "count": {strconv.Itoa(count)}}
+	resp, err := d.HTTP().Post("http://arbor/debug/fault?"+q.Encode(), "", nil)
+	if err != nil {
+		return fmt.Errorf("arming fault: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("arming fault: %s: %s", resp.Status, body)
+	}
+	return nil
+}
+
+// HTTP returns a client for the socket's HTTP side (use host "arbor").
+func (d *Daemon) HTTP() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dialer net.Dialer
+			return dialer.DialContext(ctx, "unix", d.Socket)
+		},
+	}}
+}
+
+// Log returns everything the daemon printed so far.
+func (d *Daemon) Log() string { return d.log.String() }
+
+// WaitLog waits until the log contains s.
+func (d *Daemon) WaitLog(s string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if strings.Contains(d.Log(), s) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("log has no %q after %s", s, limit)
+}
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig syscall.Signal) error { return d.cmd.Process.Signal(sig) }
+
+// Wait waits for the daemon to exit and returns its exit code.
+func (d *Daemon) Wait(limit time.Duration) (int, error) {
+	select {
+	case <-d.done:
+		return d.cmd.ProcessState.ExitCode(), nil
+	case <-time.After(limit):
+		return -1, fmt.Errorf("daemon still running after %s", limit)
+	}
+}
+
+// Exited reports whether the daemon has exited.
+func (d *Daemon) Exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM and requires exit code 0, the clean-shutdown marker
+// and no socket file left behind. It returns how long the stop took.
+func (d *Daemon) Stop(t testing.TB) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signalling daemon: %v", err)
+	}
+	code, err := d.Wait(30 * time.Second)
+	took := time.Since(start)
+	if err != nil || code != 0 {
+		t.Fatalf("daemon stop: exit %d, %v\n--- daemon log ---\n%s", code, err, d.Log())
+	}
+	if _, err := os.Stat(filepath.Join(d.Root, "clean.shutdown")); err != nil {
+		t.Errorf("no clean-shutdown marker after SIGTERM: %v", err)
+	}
+	if _, err := os.Stat(d.Socket); err == nil {
+		t.Errorf("socket %s left behind", d.Socket)
+	}
+	return took
+}
+
+// Kill ends the daemon at once (as SIGKILL) if it still runs.
+func (d *Daemon) Kill() {
+	if d.cmd == nil || d.cmd.Process == nil || d.Exited() {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
