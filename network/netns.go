@@ -1,0 +1,132 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// NewNetNS creates a new network namespace that outlives any process, bind
+// mounted at NetNSDir/<id>, and returns that path. The namespace has only a
+// down "lo"; the loopback plugin brings it up during Setup. Nothing is left
+// behind on error. It fails if a namespace named id already exists.
+func (m *Manager) NewNetNS(id string) (string, error) {
+	if err := validateNetNSName(id); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(m.cfg.NetNSDir, 0o755); err != nil {
+		return "", fmt.Errorf("creating netns dir: %w", err)
+	}
+	path := filepath.Join(m.cfg.NetNSDir, id)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return "", fmt.Errorf("creating netns mount point: %w", err)
+	}
+	f.Close()
+	if err := onLockedThread(func() error { return bindNewNetNS(path) }); err != nil {
+		os.Remove(path)
+		return "", err
+	}
+	m.log.Debug("Network namespace created", "netns", path)
+	return path, nil
+}
+
+// RemoveNetNS unmounts and removes a namespace made by NewNetNS. It succeeds
+// when the path is empty, already unmounted or already removed. Paths outside
+// NetNSDir are refused.
+func (m *Manager) RemoveNetNS(path string) error {
+	if path == "" {
+		return nil
+	}
+	if filepath.Dir(filepath.Clean(path)) != filepath.Clean(m.cfg.NetNSDir) {
+		return fmt.Errorf("removing netns %s: not in %s", path, m.cfg.NetNSDir)
+	}
+	if err := unmountAll(path); err != nil {
+		return fmt.Errorf("unmounting netns %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing netns %s: %w", path, err)
+	}
+	m.log.Debug("Network namespace removed", "netns", path)
+	return nil
+}
+
+func validateNetNSName(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("invalid netns name %q", id)
+	}
+	return nil
+}
+
+// onLockedThread runs fn on a locked OS thread of a new goroutine, then puts
+// the thread back into its original network namespace. If that fails, the
+// thread stays locked so the runtime discards it when the goroutine exits.
+func onLockedThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- runRestoringNetNS(fn)
+	}()
+	return <-errc
+}
+
+// runRestoringNetNS runs fn and unlocks the calling (locked) thread only if
+// the thread's network namespace could be restored.
+func runRestoringNetNS(fn func() error) error {
+	orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", unix.Getpid(), unix.Gettid()))
+	if err != nil {
+		return fmt.Errorf("opening current network namespace: %w", err)
+	}
+	defer orig.Close()
+	ferr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
+		runtime.UnlockOSThread()
+	}
+	return ferr
+}
+
+// bindNewNetNS moves the calling (locked) thread into a new network
+// namespace and bind mounts that namespace onto path.
+func bindNewNetNS(path string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("unsharing network namespace: %w", err)
+	}
+	src := fmt.Sprintf("/proc/%d/task/%d/ns/net", unix.Getpid(), unix.Gettid())
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mounting network namespace: %w", err)
+	}
+	return nil
+}
+
+// unmountAll removes every mount stacked on path.
+func unmountAll(path string) error {
+	for range 16 {
+		err := unix.Unmount(path, unix.MNT_DETACH)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			return nil
+		default:
+			return err
+		}
+	}
+	return errors.New("too many stacked mounts")
+}
+
+// isNetNS reports whether path is a mounted network namespace.
+func isNetNS(path string) bool {
+	if path == "" {
+		return false
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
