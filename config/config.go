@@ -23,8 +23,56 @@ type Config struct {
 	EnableFaultInjection bool   `toml:"enable_fault_injection" flag:"enable-fault-injection" usage:"serve POST /debug/fault on the socket to inject panics, errors, delays and exits (tests only)"`
 
 	API        API        `toml:"api"`
+	Storage    Storage    `toml:"storage"`
+	Image      Image      `toml:"image"`
+	Runtime    Runtime    `toml:"runtime"`
+	Network    Network    `toml:"network"`
 	Profile    Profile    `toml:"profile"`
 	Supervisor Supervisor `toml:"supervisor"`
+}
+
+// Storage configures containers/storage. Its folders are <root>/storage
+// and <runroot>/storage.
+type Storage struct {
+	Driver  string   `toml:"driver" flag:"storage-driver" usage:"storage driver: overlay (falls back to vfs when overlay cannot mount) or vfs"`
+	Options []string `toml:"options" flag:"storage-opt" usage:"storage driver options, such as overlay.mountopt=nodev"`
+}
+
+// Image configures pulling and the pause image.
+type Image struct {
+	PauseImage          string   `toml:"pause_image" flag:"pause-image" usage:"image of the infra container that holds a shared PID namespace"`
+	PauseCommand        string   `toml:"pause_command" flag:"pause-command" usage:"command of the infra container; empty means the image's entrypoint"`
+	PauseImageAuthFile  string   `toml:"pause_image_auth_file" flag:"pause-image-auth-file" usage:"auth file for pulling the pause image"`
+	RegistriesConf      string   `toml:"registries_conf" flag:"registries-conf" usage:"registries.conf file: rewrites, mirrors, insecure registries, short names"`
+	RegistriesConfDir   string   `toml:"registries_conf_dir" flag:"registries-conf-dir" usage:"folder of registries.conf drop-ins"`
+	SignaturePolicy     string   `toml:"signature_policy" flag:"signature-policy" usage:"policy.json for image signatures; a missing file accepts everything"`
+	AuthFile            string   `toml:"auth_file" flag:"global-auth-file" usage:"registry credentials used when a pull request has none"`
+	ShortNameMode       string   `toml:"short_name_mode" flag:"short-name-mode" usage:"short-name resolution: enforcing, permissive or disabled"`
+	PullProgressTimeout Duration `toml:"pull_progress_timeout" flag:"pull-progress-timeout" usage:"cancel a pull that makes no progress for this long"`
+	PinnedImages        []string `toml:"pinned_images" flag:"pinned-images" usage:"images (globs allowed) that are never removed"`
+}
+
+// Runtime configures how containers run.
+type Runtime struct {
+	DefaultRuntime string `toml:"default_runtime" flag:"default-runtime" usage:"runtime handler used when a pod names none"`
+	Conmon         string `toml:"conmon" flag:"conmon" usage:"path of the conmon binary"`
+	ConmonLogLevel string `toml:"conmon_log_level" flag:"conmon-log-level" usage:"conmon's log level: debug, info, warn or error"`
+	CgroupManager  string `toml:"cgroup_manager" flag:"cgroup-manager" usage:"cgroup manager; only cgroupfs is supported (cgroup v1 and v2)"`
+	// Handlers are the runtime handlers by name. File only: one table each.
+	Handlers map[string]RuntimeHandler `toml:"handlers" usage:"runtime handlers, one [runtime.handlers.NAME] table each"`
+}
+
+// RuntimeHandler is one OCI runtime a pod can ask for by name.
+type RuntimeHandler struct {
+	RuntimePath string   `toml:"runtime_path"`
+	RuntimeRoot string   `toml:"runtime_root,omitempty"`
+	RuntimeArgs []string `toml:"runtime_args,omitempty"`
+}
+
+// Network configures CNI.
+type Network struct {
+	CNIConfigDir  string   `toml:"cni_config_dir" flag:"cni-config-dir" usage:"folder of CNI network configs; the first in name order is the pod network"`
+	CNIPluginDirs []string `toml:"cni_plugin_dirs" flag:"cni-plugin-dir" usage:"folders searched for CNI plugin binaries"`
 }
 
 // API configures the CRI socket and what it serves.
@@ -68,6 +116,29 @@ func Default() Config {
 			GRPCMaxRecvMsgSize: 80 << 20,
 			ShutdownTimeout:    Duration(5 * time.Second),
 		},
+		Storage: Storage{Driver: "overlay"},
+		Image: Image{
+			PauseImage:          "registry.k8s.io/pause:3.10",
+			RegistriesConf:      "/etc/containers/registries.conf",
+			RegistriesConfDir:   "/etc/containers/registries.conf.d",
+			SignaturePolicy:     "/etc/containers/policy.json",
+			ShortNameMode:       "enforcing",
+			PullProgressTimeout: Duration(2 * time.Minute),
+		},
+		Runtime: Runtime{
+			DefaultRuntime: "runc",
+			Conmon:         "/usr/bin/conmon",
+			ConmonLogLevel: "error",
+			CgroupManager:  "cgroupfs",
+			Handlers: map[string]RuntimeHandler{
+				"runc": {RuntimePath: "/usr/sbin/runc"},
+				"crun": {RuntimePath: "/usr/bin/crun"},
+			},
+		},
+		Network: Network{
+			CNIConfigDir:  "/etc/cni/net.d",
+			CNIPluginDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
+		},
 		Profile: Profile{Address: "127.0.0.1", Port: 6060},
 		Supervisor: Supervisor{
 			FailureThreshold: 5,
@@ -87,6 +158,10 @@ func (c *Config) CleanShutdownFile() string { return filepath.Join(c.Root, "clea
 // PersistentVersionFile records the version that last ran; an older one
 // means an upgrade happened.
 func (c *Config) PersistentVersionFile() string { return filepath.Join(c.Root, "version") }
+
+// StorageRoot and StorageRunRoot are containers/storage's folders.
+func (c *Config) StorageRoot() string    { return filepath.Join(c.Root, "storage") }
+func (c *Config) StorageRunRoot() string { return filepath.Join(c.RunRoot, "storage") }
 
 // VolatileVersionFile lives on tmpfs; its absence means the node rebooted.
 func (c *Config) VolatileVersionFile() string { return filepath.Join(c.RunRoot, "version") }

@@ -82,7 +82,18 @@ func (l Loader) Load() (*Loaded, error) {
 	if err := ld.readEnv(l.Env); err != nil {
 		return nil, err
 	}
+	emptyListsToNil(&ld.Config)
 	return ld, nil
+}
+
+// emptyListsToNil makes "key = []" and an unset list the same value, so
+// that a rendered config reads back equal.
+func emptyListsToNil(c *Config) {
+	for _, f := range Fields(c) {
+		if l, ok := f.Value().([]string); ok && len(l) == 0 {
+			f.Set([]string(nil))
+		}
+	}
 }
 
 func listDropIns(dir string) ([]string, error) {

@@ -52,6 +52,14 @@ func (cfg *Config) problems() []problem {
 	c.positive("api.grpc_max_recv_msg_size", float64(cfg.API.GRPCMaxRecvMsgSize))
 	c.positive("api.shutdown_timeout", float64(cfg.API.ShutdownTimeout))
 
+	c.oneOf("storage.driver", cfg.Storage.Driver, "overlay", "vfs")
+	cfg.imageProblems(&c)
+	cfg.runtimeProblems(&c)
+	c.absPath("network.cni_config_dir", cfg.Network.CNIConfigDir)
+	for _, d := range cfg.Network.CNIPluginDirs {
+		c.absPath("network.cni_plugin_dirs", d)
+	}
+
 	if net.ParseIP(cfg.Profile.Address) == nil {
 		c.add("profile.address", "must be an IP address, got %q", cfg.Profile.Address)
 	}
@@ -66,4 +74,30 @@ func (cfg *Config) problems() []problem {
 	}
 	c.positive("supervisor.stop_timeout", float64(cfg.Supervisor.StopTimeout))
 	return c
+}
+
+func (cfg *Config) imageProblems(c *checker) {
+	if cfg.Image.PauseImage == "" {
+		c.add("image.pause_image", "must name an image")
+	}
+	c.oneOf("image.short_name_mode", cfg.Image.ShortNameMode, "enforcing", "permissive", "disabled")
+	c.positive("image.pull_progress_timeout", float64(cfg.Image.PullProgressTimeout))
+}
+
+func (cfg *Config) runtimeProblems(c *checker) {
+	rt := cfg.Runtime
+	if _, ok := rt.Handlers[rt.DefaultRuntime]; !ok {
+		c.add("runtime.default_runtime", "names no handler in [runtime.handlers], got %q", rt.DefaultRuntime)
+	}
+	c.absPath("runtime.conmon", rt.Conmon)
+	c.oneOf("runtime.conmon_log_level", rt.ConmonLogLevel, "debug", "info", "warn", "error")
+	c.oneOf("runtime.cgroup_manager", rt.CgroupManager, "cgroupfs")
+	names := make([]string, 0, len(rt.Handlers))
+	for name := range rt.Handlers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		c.absPath("runtime.handlers."+name+".runtime_path", rt.Handlers[name].RuntimePath)
+	}
 }
