@@ -1,0 +1,107 @@
+package images
+
+import (
+	"context"
+	"sync"
+)
+
+// flightGroup runs at most one pull per key at a time and lets every
+// concurrent caller with that key wait for the same result. The shared
+// pull runs on its own context: a caller that gives up only stops waiting,
+// and the pull is cancelled once every waiting caller has given up.
+type flightGroup struct {
+	mu      sync.Mutex
+	flights map[string]*flight
+	base    context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup // one per running pull goroutine
+}
+
+// flight is one shared pull.
+type flight struct {
+	done    chan struct{}
+	cancel  context.CancelFunc
+	waiters int
+	id      string
+	err     error
+}
+
+func newFlightGroup() *flightGroup {
+	base, stop := context.WithCancel(context.Background())
+	return &flightGroup{flights: map[string]*flight{}, base: base, stop: stop}
+}
+
+// do returns the result of fn for key, starting fn unless a pull with the
+// same key is already running. It returns ctx's error if ctx ends first.
+func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Context) (string, error)) (string, error) {
+	f := g.join(key, fn)
+	select {
+	case <-f.done:
+		return f.id, f.err
+	case <-ctx.Done():
+		g.leave(key, f)
+		return "", ctx.Err()
+	}
+}
+
+// join registers the caller on the running flight for key or starts one.
+func (g *flightGroup) join(key string, fn func(context.Context) (string, error)) *flight {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f, ok := g.flights[key]
+	if !ok {
+		ctx, cancel := context.WithCancel(g.base)
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		g.flights[key] = f
+		g.wg.Add(1)
+		go g.run(ctx, key, f, fn)
+	}
+	f.waiters++
+	return f
+}
+
+// leave unregisters a caller that stopped waiting; the last one to leave
+// cancels the pull and forgets it so that a later caller starts afresh.
+func (g *flightGroup) leave(key string, f *flight) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f.waiters--
+	if f.waiters > 0 {
+		return
+	}
+	f.cancel()
+	if g.flights[key] == f {
+		delete(g.flights, key)
+	}
+}
+
+// run executes fn and publishes its result to the waiters.
+func (g *flightGroup) run(ctx context.Context, key string, f *flight, fn func(context.Context) (string, error)) {
+	defer g.wg.Done()
+	id, err := fn(ctx)
+	g.mu.Lock()
+	f.id, f.err = id, err
+	if g.flights[key] == f {
+		delete(g.flights, key)
+	}
+	g.mu.Unlock()
+	f.cancel()
+	close(f.done)
+}
+
+// waiting returns how many callers wait on running pulls (for tests).
+func (g *flightGroup) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, f := range g.flights {
+		n += f.waiters
+	}
+	return n
+}
+
+// close cancels all running pulls and waits for them to finish.
+func (g *flightGroup) close() {
+	g.stop()
+	g.wg.Wait()
+}

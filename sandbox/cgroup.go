@@ -1,0 +1,199 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// cgroupRoot is where cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// rmdirRetries and rmdirBackoff bound the wait for a cgroup whose last
+// process just exited to become removable.
+const (
+	rmdirRetries = 10
+	rmdirBackoff = 20 * time.Millisecond
+)
+
+// CgroupParent returns the pod's cgroup parent from its config (for the
+// cgroupfs driver a path like /kubepods/burstable/pod<uid>); empty when
+// the kubelet gave none.
+func CgroupParent(cfg *runtimeapi.PodSandboxConfig) string {
+	return cfg.GetLinux().GetCgroupParent()
+}
+
+// EnsureCgroupParent creates the cgroupfs path parent in every mounted
+// hierarchy that accepts processes (each cgroup v1 controller and named
+// hierarchy, and the cgroup v2 one, unified or hybrid: runc and conmon
+// create cgroups in all of them) and returns the folders it created,
+// shallowest first, so RemoveCgroups can remove exactly those. A new v1
+// cpuset folder gets its parent's cpuset.cpus and cpuset.mems. On error
+// the folders made so far are removed.
+func EnsureCgroupParent(parent string) (created []string, err error) {
+	rel, err := cgroupRel(parent)
+	if err != nil || rel == "" {
+		return nil, err
+	}
+	roots, err := cgroupHierarchies()
+	if err != nil {
+		return nil, err
+	}
+	for _, root := range roots {
+		made, err := mkdirCgroup(root, rel)
+		created = append(created, made...)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("creating cgroup %s in %s: %w", rel, root, err), RemoveCgroups(created))
+		}
+	}
+	return created, nil
+}
+
+// cgroupRel cleans a cgroup parent into a relative path, refusing "..".
+func cgroupRel(parent string) (string, error) {
+	if parent == "" {
+		return "", nil
+	}
+	for _, part := range strings.Split(parent, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("cgroup parent %q: contains ..", parent)
+		}
+	}
+	return strings.Trim(filepath.Clean("/"+parent), "/"), nil
+}
+
+// cgroupHierarchies lists the hierarchy roots that accept processes.
+func cgroupHierarchies() ([]string, error) {
+	if fileExists(filepath.Join(cgroupRoot, "cgroup.procs")) {
+		return []string{cgroupRoot}, nil
+	}
+	entries, err := os.ReadDir(cgroupRoot)
+	if err != nil {
+		return nil, fmt.Errorf("listing cgroup hierarchies: %w", err)
+	}
+	var roots []string
+	for _, e := range entries {
+		root := filepath.Join(cgroupRoot, e.Name())
+		if e.IsDir() && fileExists(filepath.Join(root, "cgroup.procs")) {
+			roots = append(roots, root)
+		}
+	}
+	return roots, nil
+}
+
+// mkdirCgroup creates root/rel level by level and returns the new folders.
+func mkdirCgroup(root, rel string) ([]string, error) {
+	var made []string
+	dir := root
+	for _, part := range strings.Split(rel, "/") {
+		parent := dir
+		dir = filepath.Join(dir, part)
+		err := os.Mkdir(dir, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return made, err
+		}
+		made = append(made, dir)
+		if err := inheritCpuset(parent, dir); err != nil {
+			return made, err
+		}
+	}
+	return made, nil
+}
+
+// inheritCpuset copies cpuset.cpus and cpuset.mems from parent into a new
+// cgroup v1 cpuset folder, which accepts no process while they are empty.
+func inheritCpuset(parent, dir string) error {
+	for _, name := range []string{"cpuset.cpus", "cpuset.mems"} {
+		cur, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(cur)) > 0 {
+			continue
+		}
+		val, err := os.ReadFile(filepath.Join(parent, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), val, 0o644); err != nil {
+			return fmt.Errorf("copying %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// RemoveCgroups removes the folders EnsureCgroupParent created, deepest
+// first. A folder that is already gone is fine; one that stays busy (it
+// still has processes or child cgroups) after a short retry is reported,
+// and its ancestors are then left in place without waiting on them.
+func RemoveCgroups(created []string) error {
+	dirs := slices.Clone(created)
+	slices.SortStableFunc(dirs, func(a, b string) int {
+		return strings.Count(b, "/") - strings.Count(a, "/")
+	})
+	var errs []error
+	var kept []string
+	for _, d := range dirs {
+		if child := keptChild(kept, d); child != "" {
+			kept = append(kept, d)
+			errs = append(errs, fmt.Errorf("removing cgroup %s: child %s remains", d, child))
+			continue
+		}
+		if err := rmdirCgroup(d); err != nil {
+			kept = append(kept, d)
+			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// keptChild returns a folder of kept that lies below dir, or "".
+func keptChild(kept []string, dir string) string {
+	for _, k := range kept {
+		if strings.HasPrefix(k, dir+"/") {
+			return k
+		}
+	}
+	return ""
+}
+
+// rmdirCgroup removes one cgroup folder, retrying while it is busy.
+func rmdirCgroup(dir string) error {
+	var err error
+	for i := range rmdirRetries {
+		err = os.Remove(dir)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if !isBusy(err) {
+			return err
+		}
+		time.Sleep(rmdirBackoff * time.Duration(i+1))
+	}
+	return fmt.Errorf("still has processes or child cgroups: %w", err)
+}
+
+// isBusy reports whether rmdir failed because the cgroup is in use.
+func isBusy(err error) bool {
+	return errors.Is(err, unix.EBUSY) || errors.Is(err, unix.ENOTEMPTY)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
