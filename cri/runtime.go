@@ -5,21 +5,42 @@
 package cri
 
 import (
+	"context"
 	"log/slog"
+	"path/filepath"
+	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/images"
+	"github.com/arbor-cri/arbor/network"
+	"github.com/arbor-cri/arbor/oci"
+	"github.com/arbor-cri/arbor/oci/spec"
+	"github.com/arbor-cri/arbor/store"
 )
 
 // RuntimeInfo is what the runtime reports about itself and its node.
 type RuntimeInfo struct {
-	Version  string
-	CgroupV2 bool
+	Version string
 	// Handlers are the configured runtime handler names, the default first.
 	Handlers []string
-	// NetworkReady reports whether pod networking works and why not.
-	NetworkReady func() (bool, string)
 	// Verbose returns extra information for Status with verbose set.
 	Verbose func() map[string]string
+}
+
+// Deps are the parts the RuntimeService drives.
+type Deps struct {
+	Images  *images.Service
+	OCI     *oci.Runtime
+	Network *network.Manager
+	Store   *store.Store
+	Host    spec.Host
+	Faults  *fault.Injector
+	// RunRoot holds the pods' and containers' volatile folders.
+	RunRoot string
+	// PauseCommand overrides the pause image's entrypoint when set.
+	PauseCommand []string
 }
 
 // RuntimeServer is the CRI RuntimeService. Methods not built yet return
@@ -27,10 +48,42 @@ type RuntimeInfo struct {
 type RuntimeServer struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	info RuntimeInfo
-	log  *slog.Logger
+	Deps
+	log *slog.Logger
+
+	oomClampOnce sync.Once
 }
 
 // NewRuntimeServer returns the RuntimeService.
-func NewRuntimeServer(info RuntimeInfo, log *slog.Logger) *RuntimeServer {
-	return &RuntimeServer{info: info, log: log}
+func NewRuntimeServer(info RuntimeInfo, deps Deps, log *slog.Logger) *RuntimeServer {
+	return &RuntimeServer{info: info, Deps: deps, log: log}
+}
+
+func (s *RuntimeServer) podDir(id string) string {
+	return filepath.Join(s.RunRoot, "pods", id)
+}
+
+func (s *RuntimeServer) bundleDir(id string) string {
+	return filepath.Join(s.RunRoot, "containers", id)
+}
+
+// point is a named fault point inside a call path (see package fault).
+func (s *RuntimeServer) point(ctx context.Context, name string) error {
+	if name == "" {
+		return nil
+	}
+	return s.Faults.Point(ctx, name)
+}
+
+// ContainerExited records the exit of a container whose exit file just
+// appeared; the exit monitor calls it. Unknown IDs (infra containers,
+// removed containers) are ignored.
+func (s *RuntimeServer) ContainerExited(id string) {
+	e, err := s.Store.Containers.Lookup(id)
+	if err != nil || e.ID != id {
+		return
+	}
+	if _, err := s.recordExit(e); err != nil {
+		s.log.Warn("Cannot record container exit", "container_id", id, "error", err)
+	}
 }

@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"encoding/json"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -11,10 +10,7 @@ import (
 // features of each runtime handler and, when verbose, extra information as
 // JSON strings.
 func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
-	netOK, netWhy := false, "pod networking is not set up"
-	if s.info.NetworkReady != nil {
-		netOK, netWhy = s.info.NetworkReady()
-	}
+	netOK, netWhy := s.Network.Ready()
 	netCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: netOK}
 	if !netOK {
 		netCond.Reason, netCond.Message = "NetworkPluginNotReady", netWhy
@@ -48,13 +44,4 @@ func (s *RuntimeServer) handlers() []*runtimeapi.RuntimeHandler {
 		}
 	}
 	return out
-}
-
-// jsonString renders v for a verbose info map.
-func jsonString(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err.Error()
-	}
-	return string(b)
 }

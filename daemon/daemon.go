@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/arbor-cri/arbor/config"
 	"github.com/arbor-cri/arbor/cri"
 	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/services/exitmonitor"
 	"github.com/arbor-cri/arbor/services/listener"
 	"github.com/arbor-cri/arbor/supervisor"
 	"github.com/arbor-cri/arbor/version"
@@ -44,6 +46,9 @@ type Daemon struct {
 	faults   *fault.Injector
 	tree     *supervisor.Tree
 	boundary *cri.Boundary
+	parts    *runtimeParts
+	runtime  *cri.RuntimeServer
+	imageSrv *cri.ImageServer
 	ready    sync.Once
 }
 
@@ -76,6 +81,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer lock.Close()
 	setThreadLimit(d.log)
 
+	if err := d.openServices(cfg); err != nil {
+		return err
+	}
+	defer func() {
+		if err := d.parts.close(); err != nil {
+			d.log.Warn("Closing storage", "error", err)
+		}
+	}()
 	d.buildTree(cfg)
 	treeCtx, cancelTree := context.WithCancel(ctx)
 	defer cancelTree()
@@ -90,6 +103,30 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("writing clean-shutdown marker: %w", err)
 	}
 	d.log.Info("Stopped cleanly")
+	return nil
+}
+
+// openServices opens the runtime's parts, builds the CRI services and
+// restores what an earlier run left.
+func (d *Daemon) openServices(cfg *config.Config) error {
+	parts, err := openRuntime(cfg, d.log)
+	if err != nil {
+		return err
+	}
+	d.parts = parts
+	d.runtime = cri.NewRuntimeServer(cri.RuntimeInfo{
+		Version:  version.Get().Version,
+		Handlers: handlerNames(cfg),
+		Verbose:  d.verboseInfo,
+	}, cri.Deps{
+		Images: parts.images, OCI: parts.oci, Network: parts.network, Store: parts.store,
+		Host: parts.host, Faults: d.faults, RunRoot: cfg.RunRoot, PauseCommand: pauseCommand(cfg),
+	}, d.log.With("component", "runtime"))
+	d.imageSrv = cri.NewImageServer(parts.images, d.log.With("component", "images"))
+	if err := d.restore(d.runtime); err != nil {
+		parts.close()
+		return err
+	}
 	return nil
 }
 
@@ -114,6 +151,10 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
 		core.Add(&watchdog{socket: cfg.API.Listen, interval: interval / 2, log: d.log})
 	}
+	monitors := d.tree.Domain("monitors")
+	monitors.Add(exitmonitor.New(filepath.Join(cfg.RunRoot, "exits"), d.runtime.ContainerExited,
+		d.log.With("component", "exit-monitor")))
+	monitors.Add(d.parts.network)
 	if cfg.Profile.Enable {
 		d.tree.Domain("debug").Add(&profileServer{addr: fmt.Sprintf("%s:%d", cfg.Profile.Address, cfg.Profile.Port), log: d.log})
 	}
@@ -129,12 +170,8 @@ func (d *Daemon) newGRPC() *grpc.Server {
 		grpc.ChainUnaryInterceptor(d.boundary.Unary),
 		grpc.ChainStreamInterceptor(d.boundary.Stream),
 	)
-	runtimeapi.RegisterRuntimeServiceServer(gs, cri.NewRuntimeServer(cri.RuntimeInfo{
-		Version:  version.Get().Version,
-		Handlers: []string{"runc"},
-		Verbose:  d.verboseInfo,
-	}, d.log))
-	runtimeapi.RegisterImageServiceServer(gs, &runtimeapi.UnimplementedImageServiceServer{})
+	runtimeapi.RegisterRuntimeServiceServer(gs, d.runtime)
+	runtimeapi.RegisterImageServiceServer(gs, d.imageSrv)
 	return gs
 }
 

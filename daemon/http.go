@@ -18,8 +18,13 @@ type Info struct {
 	Socket         string   `json:"socket"`
 	Root           string   `json:"root"`
 	RunRoot        string   `json:"runroot"`
+	StorageDriver  string   `json:"storage_driver"`
+	StorageRoot    string   `json:"storage_root"`
 	CgroupDriver   string   `json:"cgroup_driver"`
+	CgroupVersion  int      `json:"cgroup_version"`
 	RuntimeHandler []string `json:"runtime_handlers"`
+	Pods           int      `json:"pods"`
+	Containers     int      `json:"containers"`
 	FaultInjection bool     `json:"fault_injection"`
 	HandlerPanics  int64    `json:"handler_panics"`
 }
@@ -33,9 +38,12 @@ func (d *Daemon) httpHandler() http.Handler {
 		writeJSON(w, http.StatusOK, d.tree.States().Snapshot())
 	})
 	mux.HandleFunc("GET /containers/{id}", func(w http.ResponseWriter, r *http.Request) {
-		// TODO: report containers once the runtime service keeps them; until
-		// then no container can exist.
-		httpError(w, http.StatusNotFound, "container %q not found", r.PathValue("id"))
+		e, err := d.parts.store.Containers.Lookup(r.PathValue("id"))
+		if err != nil {
+			httpError(w, http.StatusNotFound, "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, e.Get())
 	})
 	if d.faults != nil {
 		mux.HandleFunc("POST /debug/fault", d.serveFault)
@@ -60,8 +68,13 @@ func (d *Daemon) serveInfo(w http.ResponseWriter, r *http.Request) {
 		Socket:         cfg.API.Listen,
 		Root:           cfg.Root,
 		RunRoot:        cfg.RunRoot,
+		StorageDriver:  d.parts.images.Driver(),
+		StorageRoot:    cfg.StorageRoot(),
 		CgroupDriver:   "cgroupfs",
-		RuntimeHandler: []string{"runc"},
+		CgroupVersion:  int(d.parts.host.CgroupVersion),
+		RuntimeHandler: handlerNames(cfg),
+		Pods:           d.parts.store.Pods.Len(),
+		Containers:     d.parts.store.Containers.Len(),
 		FaultInjection: d.faults != nil,
 		HandlerPanics:  d.boundary.Panics(),
 	})

@@ -11,9 +11,15 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v3"
+	"go.podman.io/storage/pkg/reexec"
 )
 
 func main() {
+	// containers/storage re-executes this binary for some layer work
+	// (chrooted tar extraction); such a child runs its task and exits here.
+	if reexec.Init() {
+		return
+	}
 	if err := newApp().Run(context.Background(), os.Args); err != nil {
 		code := 1
 		var exit cli.ExitCoder

@@ -1,0 +1,224 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.podman.io/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/oci"
+	"github.com/arbor-cri/arbor/oci/spec"
+	"github.com/arbor-cri/arbor/store"
+)
+
+// CreateContainer makes a container in a ready pod: a writable layer over
+// the image, an OCI bundle and a created (not yet started) process under
+// conmon. Every step that makes something is undone if a later one fails.
+func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (resp *runtimeapi.CreateContainerResponse, err error) {
+	cfg := req.GetConfig()
+	if err := validateContainerConfig(cfg); err != nil {
+		return nil, err
+	}
+	podEntry, err := s.Store.Pods.Lookup(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	pod := podEntry.Get()
+	if pod.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return nil, failedPrecondition("pod sandbox %s is not ready", pod.ID)
+	}
+	lp, err := logPath(pod.Config.GetLogDirectory(), cfg.GetLogPath())
+	if err != nil {
+		return nil, err
+	}
+
+	c := store.Container{
+		ID: newID(), PodID: pod.ID, Name: containerName(cfg.GetMetadata(), pod.Config.GetMetadata()),
+		Config: cfg, Image: cfg.GetImage().GetImage(), Handler: pod.Handler, LogPath: lp,
+		CreatedAt: time.Now().UnixNano(), State: runtimeapi.ContainerState_CONTAINER_CREATED,
+	}
+	c.BundleDir = s.bundleDir(c.ID)
+	if err := s.Store.Containers.ReserveName(c.Name, c.ID); err != nil {
+		return nil, err
+	}
+	u := &undo{log: Logger(ctx)}
+	defer func() {
+		if err != nil {
+			u.run()
+		}
+	}()
+	u.push("releasing name", func(context.Context) error { s.Store.Containers.ReleaseName(c.Name, c.ID); return nil })
+
+	for _, step := range []struct {
+		run   func(context.Context, *store.Container, *store.Pod, *undo) error
+		point string // fault point after the step
+	}{
+		{s.resolveImage, ""},
+		{s.createRootfs, "CreateContainer.after-storage"},
+		{s.writeBundle, ""},
+		{s.createProcess, "CreateContainer.after-runtime"},
+	} {
+		if err := step.run(ctx, &c, &pod, u); err != nil {
+			return nil, err
+		}
+		if err := s.point(ctx, step.point); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.point(ctx, "CreateContainer.before-state-write"); err != nil {
+		return nil, err
+	}
+	if err := s.Store.SaveContainer(c); err != nil {
+		return nil, err
+	}
+	s.Store.Containers.Add(c.ID, c)
+	u.release()
+	Logger(ctx).Info("Container created", "container_id", c.ID, "pod_sandbox_id", pod.ID, "name", c.Name)
+	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
+}
+
+func (s *RuntimeServer) resolveImage(ctx context.Context, c *store.Container, _ *store.Pod, _ *undo) error {
+	img, err := s.Images.Status(ctx, c.Image)
+	if err != nil {
+		return fmt.Errorf("image %q for container %s: %w", c.Image, c.Config.GetMetadata().GetName(), err)
+	}
+	c.ImageRef = img.ID
+	c.ImageName = c.Image
+	if len(img.RepoTags) > 0 {
+		c.ImageName = img.RepoTags[0]
+	}
+	return nil
+}
+
+// createRootfs makes the container's writable layer in storage and mounts it.
+func (s *RuntimeServer) createRootfs(ctx context.Context, c *store.Container, _ *store.Pod, u *undo) error {
+	st := s.Images.Store()
+	if _, err := st.CreateContainer(c.ID, []string{c.Name}, c.ImageRef, "", "", &storage.ContainerOptions{}); err != nil {
+		return fmt.Errorf("creating storage container: %w", err)
+	}
+	u.push("removing storage container", func(context.Context) error { return s.removeRootfs(c.ID) })
+	mp, err := st.Mount(c.ID, "")
+	if err != nil {
+		return fmt.Errorf("mounting rootfs: %w", err)
+	}
+	c.Rootfs = mp
+	return nil
+}
+
+// removeRootfs unmounts and deletes a container's writable layer; a
+// missing one is fine.
+func (s *RuntimeServer) removeRootfs(id string) error {
+	st := s.Images.Store()
+	if _, err := st.Unmount(id, true); err != nil && !isStorageNotFound(err) {
+		return fmt.Errorf("unmounting rootfs: %w", err)
+	}
+	if err := st.DeleteContainer(id); err != nil && !isStorageNotFound(err) {
+		return fmt.Errorf("deleting storage container: %w", err)
+	}
+	return nil
+}
+
+func isStorageNotFound(err error) bool {
+	return errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrNotAContainer) ||
+		errors.Is(err, storage.ErrLayerUnknown)
+}
+
+// writeBundle generates the OCI spec and writes it to the bundle folder.
+func (s *RuntimeServer) writeBundle(ctx context.Context, c *store.Container, pod *store.Pod, u *undo) error {
+	in, err := s.specInput(c, pod)
+	if err != nil {
+		return err
+	}
+	img, err := s.Images.Status(ctx, c.ImageRef)
+	if err == nil && img.Config != nil {
+		in.Image = &img.Config.Config
+	}
+	sp, report, err := spec.GenerateWithReport(in)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "container config: %v", err)
+	}
+	if report.OOMScoreAdjClamped {
+		s.oomClampOnce.Do(func() {
+			Logger(ctx).Warn("Negative OOM score adjustments are clamped to 0: the daemon lacks CAP_SYS_RESOURCE",
+				"requested", report.RequestedOOMScoreAdj)
+		})
+	}
+	c.StopSignal, c.User, c.CgroupPath = report.StopSignal, report.User.ToCRI(), sp.Linux.CgroupsPath
+	c.Resources = c.Config.GetLinux().GetResources()
+	return writeSpec(c.BundleDir, sp, u)
+}
+
+// specInput gathers what spec generation needs from the pod.
+func (s *RuntimeServer) specInput(c *store.Container, pod *store.Pod) (spec.ContainerInput, error) {
+	in := spec.ContainerInput{
+		ID: c.ID, SandboxID: pod.ID, Config: c.Config, Sandbox: pod.Config, ImageName: c.ImageName,
+		RootfsPath: c.Rootfs, Host: s.Host,
+		Namespaces: spec.NamespacePaths{Network: pod.NS.Net, IPC: pod.NS.IPC, UTS: pod.NS.UTS, PID: pod.NS.PID},
+		Files:      podFiles(pod),
+	}
+	nsOpts := c.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if nsOpts.GetPid() == runtimeapi.NamespaceMode_POD && pod.NS.PID == "" {
+		// The pod keeps no shared PID namespace (its own mode is CONTAINER):
+		// the container gets a PID namespace of its own, as in containerd.
+		in.Config = withPIDMode(c.Config, runtimeapi.NamespaceMode_CONTAINER)
+	}
+	if nsOpts.GetPid() == runtimeapi.NamespaceMode_TARGET {
+		target, err := s.Store.Containers.Lookup(nsOpts.GetTargetId())
+		if err != nil {
+			return in, invalid("config.linux.security_context.namespace_options.target_id", "%v", err)
+		}
+		t := target.Get()
+		if t.State != runtimeapi.ContainerState_CONTAINER_RUNNING || t.Pid == 0 {
+			return in, failedPrecondition("target container %s is not running", t.ID)
+		}
+		in.Namespaces.TargetPID = fmt.Sprintf("/proc/%d/ns/pid", t.Pid)
+	}
+	return in, nil
+}
+
+// createProcess has conmon create the container; it is not started yet.
+func (s *RuntimeServer) createProcess(ctx context.Context, c *store.Container, pod *store.Pod, u *undo) error {
+	if c.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
+			return fmt.Errorf("creating log folder: %w", err)
+		}
+	}
+	logFile := c.LogPath
+	if logFile == "" {
+		logFile = filepath.Join(c.BundleDir, "container.log")
+	}
+	pid, err := s.OCI.Create(ctx, oci.CreateOptions{
+		ID: c.ID, Handler: c.Handler, BundleDir: c.BundleDir, LogPath: logFile,
+		Terminal: c.Config.GetTty(), Stdin: c.Config.GetStdin(), StdinOnce: c.Config.GetStdinOnce(),
+	})
+	if err != nil {
+		return err
+	}
+	c.Pid = pid
+	u.push("deleting container process", func(ctx context.Context) error { return s.OCI.Delete(ctx, c.ID) })
+	return nil
+}
+
+// withPIDMode returns a copy of cfg with the given PID namespace mode.
+func withPIDMode(cfg *runtimeapi.ContainerConfig, mode runtimeapi.NamespaceMode) *runtimeapi.ContainerConfig {
+	out := proto.Clone(cfg).(*runtimeapi.ContainerConfig)
+	if out.Linux == nil {
+		out.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	if out.Linux.SecurityContext == nil {
+		out.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{}
+	}
+	if out.Linux.SecurityContext.NamespaceOptions == nil {
+		out.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{}
+	}
+	out.Linux.SecurityContext.NamespaceOptions.Pid = mode
+	return out
+}

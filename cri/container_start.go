@@ -1,0 +1,53 @@
+package cri
+
+import (
+	"context"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/store"
+)
+
+// StartContainer starts a created container.
+func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
+	e, err := s.Store.Containers.Lookup(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	e.Op.Lock()
+	defer e.Op.Unlock()
+	if e.Removed() {
+		return nil, failedPrecondition("container %s was removed", e.ID)
+	}
+	if st := e.Get().State; st != runtimeapi.ContainerState_CONTAINER_CREATED {
+		return nil, failedPrecondition("container %s is %s, not created", e.ID, stateName(st))
+	}
+	if err := s.OCI.Start(ctx, e.ID); err != nil {
+		return nil, err
+	}
+	c := e.Update(func(c *store.Container) {
+		c.StartedAt = time.Now().UnixNano()
+		// The exit monitor may already have recorded a quick exit.
+		if c.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+			c.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+		}
+	})
+	if err := s.Store.SaveContainer(c); err != nil {
+		return nil, err
+	}
+	Logger(ctx).Info("Container started", "container_id", c.ID)
+	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+func stateName(st runtimeapi.ContainerState) string {
+	switch st {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return "created"
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return "running"
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return "exited"
+	}
+	return "in an unknown state"
+}

@@ -1,0 +1,65 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/sandbox"
+	"github.com/arbor-cri/arbor/store"
+)
+
+// RemovePodSandbox stops the pod if needed and removes it with all its
+// containers, its folders and the cgroup folders it created. A missing pod
+// is success.
+func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	e, err := s.Store.Pods.Lookup(req.GetPodSandboxId())
+	if errors.Is(err, store.ErrNotFound) {
+		return &runtimeapi.RemovePodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.Op.Lock()
+	defer e.Op.Unlock()
+	if e.Removed() {
+		return &runtimeapi.RemovePodSandboxResponse{}, nil
+	}
+	if err := s.removePod(ctx, e); err != nil {
+		return nil, err
+	}
+	Logger(ctx).Info("Pod sandbox removed", "pod_sandbox_id", e.ID)
+	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+func (s *RuntimeServer) removePod(ctx context.Context, e *store.Entry[store.Pod]) error {
+	if err := s.stopPod(ctx, e); err != nil {
+		return err
+	}
+	for _, ce := range s.Store.ContainersOf(e.ID) {
+		ce.Op.Lock()
+		err := s.removeContainer(ctx, ce)
+		ce.Op.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	p := e.Get()
+	if err := sandbox.RemoveCgroups(p.Cgroups); err != nil {
+		return fmt.Errorf("removing cgroups: %w", err)
+	}
+	if err := os.RemoveAll(p.Dir); err != nil {
+		return fmt.Errorf("removing pod folder: %w", err)
+	}
+	if err := s.point(ctx, "RemovePodSandbox.before-state-write"); err != nil {
+		return err
+	}
+	if err := s.Store.DeletePod(p.ID); err != nil {
+		return err
+	}
+	s.Store.Pods.Remove(p.ID, p.Name)
+	return nil
+}

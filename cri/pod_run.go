@@ -1,0 +1,187 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/network"
+	"github.com/arbor-cri/arbor/sandbox"
+	"github.com/arbor-cri/arbor/store"
+)
+
+// RunPodSandbox makes a ready pod: its cgroup parent, pinned namespaces,
+// shared files and /dev/shm, its network, and an infra process only when
+// the pod shares a PID namespace. Every step that makes something is
+// undone if a later one fails.
+func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (resp *runtimeapi.RunPodSandboxResponse, err error) {
+	cfg := req.GetConfig()
+	if err := validatePodConfig(cfg); err != nil {
+		return nil, err
+	}
+	h, err := s.OCI.Handler(req.GetRuntimeHandler())
+	if err != nil {
+		return nil, invalid("runtime_handler", "%v", err)
+	}
+	p := store.Pod{
+		ID: newID(), Name: podName(cfg.GetMetadata()), Config: cfg, Handler: h.Name,
+		CreatedAt: time.Now().UnixNano(), State: runtimeapi.PodSandboxState_SANDBOX_READY,
+		PortMaps: cfg.GetPortMappings(),
+	}
+	p.Dir = s.podDir(p.ID)
+	if err := sandbox.ValidateSysctls(cfg.GetLinux().GetSysctls(), hostNetwork(&p), hostIPC(&p)); err != nil {
+		return nil, invalid("config.linux.sysctls", "%v", err)
+	}
+	if err := s.Store.Pods.ReserveName(p.Name, p.ID); err != nil {
+		return nil, err
+	}
+	u := &undo{log: Logger(ctx)}
+	defer func() {
+		if err != nil {
+			u.run()
+		}
+	}()
+	u.push("releasing name", func(context.Context) error { s.Store.Pods.ReleaseName(p.Name, p.ID); return nil })
+
+	for _, step := range []struct {
+		name  string
+		run   func(context.Context, *store.Pod, *undo) error
+		point string // fault point after the step
+	}{
+		{"creating pod folder", s.makePodDir, ""},
+		{"creating cgroup parent", s.makePodCgroups, ""},
+		{"pinning namespaces", s.pinPodNamespaces, "RunPodSandbox.after-namespaces"},
+		{"writing pod files", s.writePodFiles, ""},
+		{"setting up network", s.setupPodNetwork, "RunPodSandbox.after-network"},
+		{"starting infra container", s.startInfra, "RunPodSandbox.after-infra"},
+	} {
+		if err := step.run(ctx, &p, u); err != nil {
+			return nil, fmt.Errorf("%s: %w", step.name, err)
+		}
+		if err := s.point(ctx, step.point); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.point(ctx, "RunPodSandbox.before-state-write"); err != nil {
+		return nil, err
+	}
+	if err := s.Store.SavePod(p); err != nil {
+		return nil, err
+	}
+	s.Store.Pods.Add(p.ID, p)
+	u.release()
+	Logger(ctx).Info("Pod sandbox ready", "pod_sandbox_id", p.ID, "name", p.Name, "ips", p.IPs, "infra", p.InfraID != "")
+	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
+}
+
+func (s *RuntimeServer) makePodDir(_ context.Context, p *store.Pod, u *undo) error {
+	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
+		return err
+	}
+	u.push("removing pod folder", func(context.Context) error { return os.RemoveAll(p.Dir) })
+	return nil
+}
+
+// makePodCgroups creates the pod's cgroup parent and remembers the folders
+// it created, so that removal takes exactly those away again.
+func (s *RuntimeServer) makePodCgroups(_ context.Context, p *store.Pod, u *undo) error {
+	parent := sandbox.CgroupParent(p.Config)
+	if parent == "" {
+		return nil
+	}
+	created, err := sandbox.EnsureCgroupParent(parent)
+	if err != nil {
+		return err
+	}
+	p.Cgroups = created
+	u.push("removing cgroups", func(context.Context) error { return sandbox.RemoveCgroups(created) })
+	return nil
+}
+
+func (s *RuntimeServer) pinPodNamespaces(ctx context.Context, p *store.Pod, u *undo) error {
+	ns, err := sandbox.PinNamespaces(ctx, sandbox.Options{
+		ID: p.ID, NsDir: filepath.Join(s.RunRoot, "ns"), HostNetwork: hostNetwork(p), HostIPC: hostIPC(p),
+		Hostname: p.Config.GetHostname(), NewNetNS: s.Network.NewNetNS,
+	})
+	if err != nil {
+		return err
+	}
+	p.NS = store.Namespaces{Net: ns.Net, IPC: ns.IPC, UTS: ns.UTS, Dir: ns.Dir}
+	u.push("unpinning namespaces", func(context.Context) error { return s.unpinPod(p) })
+	return sandbox.ApplySysctls(ns, p.Config.GetLinux().GetSysctls())
+}
+
+func (s *RuntimeServer) unpinPod(p *store.Pod) error {
+	err := sandbox.UnpinNamespaces(sandbox.Namespaces{IPC: p.NS.IPC, UTS: p.NS.UTS, Dir: p.NS.Dir})
+	if nerr := s.Network.RemoveNetNS(p.NS.Net); err == nil {
+		err = nerr
+	}
+	return err
+}
+
+func (s *RuntimeServer) writePodFiles(_ context.Context, p *store.Pod, u *undo) error {
+	cfg := p.Config
+	if err := sandbox.WriteResolvConf(filepath.Join(p.Dir, resolvConfFile), cfg.GetDnsConfig()); err != nil {
+		return err
+	}
+	if err := sandbox.WriteHostname(filepath.Join(p.Dir, hostnameFile), podHostname(p)); err != nil {
+		return err
+	}
+	if hostIPC(p) {
+		return nil
+	}
+	shm := filepath.Join(p.Dir, shmDir)
+	if err := sandbox.MountShm(shm, 0); err != nil {
+		return err
+	}
+	u.push("unmounting shm", func(context.Context) error { return sandbox.UnmountShm(shm) })
+	return nil
+}
+
+func podHostname(p *store.Pod) string {
+	if hostNetwork(p) {
+		h, _ := os.Hostname()
+		return h
+	}
+	return p.Config.GetHostname()
+}
+
+// setupPodNetwork attaches the pod to the CNI network (not for host
+// network) and then writes its /etc/hosts with the pod's addresses.
+func (s *RuntimeServer) setupPodNetwork(ctx context.Context, p *store.Pod, u *undo) error {
+	if !hostNetwork(p) {
+		res, err := s.Network.Setup(ctx, s.networkPod(p))
+		if err != nil {
+			return err
+		}
+		p.Network = true
+		u.push("tearing down network", func(ctx context.Context) error { return s.Network.Teardown(ctx, s.networkPod(p)) })
+		for _, ip := range res.IPs {
+			p.IPs = append(p.IPs, ip.String())
+		}
+	}
+	return sandbox.WriteHosts(filepath.Join(p.Dir, hostsFile), podHostname(p), p.IPs, hostNetwork(p))
+}
+
+func (s *RuntimeServer) networkPod(p *store.Pod) network.Pod {
+	md := p.Config.GetMetadata()
+	np := network.Pod{
+		ID: p.ID, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(),
+		NetNSPath: p.NS.Net, CgroupParent: sandbox.CgroupParent(p.Config),
+	}
+	for _, pm := range p.PortMaps {
+		if pm.GetHostPort() <= 0 {
+			continue
+		}
+		np.PortMappings = append(np.PortMappings, network.PortMapping{
+			Protocol: strings.ToLower(pm.GetProtocol().String()), ContainerPort: pm.GetContainerPort(),
+			HostPort: pm.GetHostPort(), HostIP: pm.GetHostIp(),
+		})
+	}
+	return np
+}

@@ -1,0 +1,137 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/arbor-cri/arbor/config"
+	"github.com/arbor-cri/arbor/cri"
+	"github.com/arbor-cri/arbor/images"
+	"github.com/arbor-cri/arbor/network"
+	"github.com/arbor-cri/arbor/oci"
+	"github.com/arbor-cri/arbor/oci/spec"
+	"github.com/arbor-cri/arbor/store"
+)
+
+// runtimeParts are the long-lived parts behind the CRI services.
+type runtimeParts struct {
+	images  *images.Service
+	oci     *oci.Runtime
+	network *network.Manager
+	store   *store.Store
+	host    spec.Host
+}
+
+// openRuntime opens storage, the OCI runtime, CNI and the record store
+// (LIFECYCLE step 7). The returned close releases storage.
+func openRuntime(cfg *config.Config, log *slog.Logger) (*runtimeParts, error) {
+	host, err := spec.DetectHost()
+	if err != nil {
+		return nil, fmt.Errorf("detecting host: %w", err)
+	}
+	if !host.CanSetNegativeOOMScoreAdj {
+		log.Warn("No CAP_SYS_RESOURCE: negative OOM score adjustments will be clamped to 0")
+	}
+	imgs, err := images.Open(imageConfig(cfg), log.With("component", "images"))
+	if err != nil {
+		return nil, fmt.Errorf("opening image storage: %w", err)
+	}
+	parts := &runtimeParts{images: imgs, host: host}
+	if err := parts.openRest(cfg, log); err != nil {
+		imgs.Close()
+		return nil, err
+	}
+	return parts, nil
+}
+
+func (p *runtimeParts) openRest(cfg *config.Config, log *slog.Logger) error {
+	var err error
+	p.oci, err = oci.New(ociConfig(cfg), log.With("component", "oci"))
+	if err != nil {
+		return fmt.Errorf("setting up the OCI runtime: %w", err)
+	}
+	p.network, err = network.New(network.Config{
+		ConfDir: cfg.Network.CNIConfigDir, PluginDirs: cfg.Network.CNIPluginDirs,
+		NetNSDir: filepath.Join(cfg.RunRoot, "netns"), CacheDir: filepath.Join(cfg.Root, "cni-cache"),
+	}, log.With("component", "cni"))
+	if err != nil {
+		return fmt.Errorf("setting up CNI: %w", err)
+	}
+	p.store, err = store.Open(cfg.StateDir())
+	return err
+}
+
+func (p *runtimeParts) close() error { return p.images.Close() }
+
+func imageConfig(cfg *config.Config) images.Config {
+	im := cfg.Image
+	return images.Config{
+		Root: cfg.StorageRoot(), RunRoot: cfg.StorageRunRoot(), Driver: cfg.Storage.Driver,
+		DriverOptions: cfg.Storage.Options, RegistriesConf: im.RegistriesConf,
+		RegistriesConfDir: im.RegistriesConfDir, SignaturePolicy: im.SignaturePolicy,
+		AuthFile: im.AuthFile, ShortNameMode: im.ShortNameMode,
+		PullProgressTimeout: im.PullProgressTimeout.Std(), PinnedImages: im.PinnedImages,
+		PauseImage: im.PauseImage,
+	}
+}
+
+func ociConfig(cfg *config.Config) oci.Config {
+	handlers := map[string]oci.Handler{}
+	for name, h := range cfg.Runtime.Handlers {
+		handlers[name] = oci.Handler{Name: name, RuntimePath: h.RuntimePath, RuntimeRoot: h.RuntimeRoot, RuntimeArgs: h.RuntimeArgs}
+	}
+	return oci.Config{
+		ConmonPath: cfg.Runtime.Conmon, Handlers: handlers, DefaultHandler: cfg.Runtime.DefaultRuntime,
+		ExitDir: filepath.Join(cfg.RunRoot, "exits"), AttachDir: filepath.Join(cfg.RunRoot, "attach"),
+		StateDir: filepath.Join(cfg.RunRoot, "oci"), LogLevel: cfg.Runtime.ConmonLogLevel,
+	}
+}
+
+// handlerNames lists the runtime handlers, the default first.
+func handlerNames(cfg *config.Config) []string {
+	var rest []string
+	for name := range cfg.Runtime.Handlers {
+		if name != cfg.Runtime.DefaultRuntime {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	return append([]string{cfg.Runtime.DefaultRuntime}, rest...)
+}
+
+// restore loads every pod and container record so that the daemon finds
+// what it made before a restart (LIFECYCLE step 8), and records exits that
+// happened while it was down.
+func (d *Daemon) restore(rt *cri.RuntimeServer) error {
+	start := time.Now()
+	pods, ctrs, bad, err := rt.Store.LoadRecords()
+	if err != nil {
+		return fmt.Errorf("loading records: %w", err)
+	}
+	for id, err := range bad {
+		d.log.Warn("Unreadable record", "id", id, "error", err)
+	}
+	for id, p := range pods {
+		if err := rt.Store.Pods.ReserveName(p.Name, id); err != nil {
+			d.log.Warn("Pod name taken twice", "pod_sandbox_id", id, "error", err)
+			continue
+		}
+		rt.Store.Pods.Add(id, *p)
+	}
+	for id, c := range ctrs {
+		if err := rt.Store.Containers.ReserveName(c.Name, id); err != nil {
+			d.log.Warn("Container name taken twice", "container_id", id, "error", err)
+			continue
+		}
+		rt.ContainerExited(rt.Store.Containers.Add(id, *c).ID)
+	}
+	d.log.Info("Restored", "pods", len(pods), "containers", len(ctrs), "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// pauseCommand splits the configured pause command into argv.
+func pauseCommand(cfg *config.Config) []string { return strings.Fields(cfg.Image.PauseCommand) }

@@ -1,0 +1,81 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// Store holds every pod and container, in memory and on disk.
+type Store struct {
+	Pods       *Index[Pod]
+	Containers *Index[Container]
+	podDisk    *Disk
+	ctrDisk    *Disk
+}
+
+// Open returns an empty store whose records live under dir. Restore loads
+// the records that are already there.
+func Open(dir string) (*Store, error) {
+	pd, err := OpenDisk(filepath.Join(dir, "pods"))
+	if err != nil {
+		return nil, err
+	}
+	cd, err := OpenDisk(filepath.Join(dir, "containers"))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		Pods: NewIndex[Pod]("pod sandbox"), Containers: NewIndex[Container]("container"),
+		podDisk: pd, ctrDisk: cd,
+	}, nil
+}
+
+// SavePod writes a pod's record durably.
+func (s *Store) SavePod(p Pod) error {
+	if err := s.podDisk.Save(p.ID, p); err != nil {
+		return fmt.Errorf("saving pod record: %w", err)
+	}
+	return nil
+}
+
+// DeletePod removes a pod's record.
+func (s *Store) DeletePod(id string) error { return s.podDisk.Delete(id) }
+
+// SaveContainer writes a container's record durably.
+func (s *Store) SaveContainer(c Container) error {
+	if err := s.ctrDisk.Save(c.ID, c); err != nil {
+		return fmt.Errorf("saving container record: %w", err)
+	}
+	return nil
+}
+
+// DeleteContainer removes a container's record.
+func (s *Store) DeleteContainer(id string) error { return s.ctrDisk.Delete(id) }
+
+// LoadRecords reads every record on disk, for restore. Unreadable records
+// are returned by ID with their error.
+func (s *Store) LoadRecords() (pods map[string]*Pod, ctrs map[string]*Container, bad map[string]error, err error) {
+	pods, badPods, err := Load[Pod](s.podDisk)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctrs, badCtrs, err := Load[Container](s.ctrDisk)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for id, e := range badCtrs {
+		badPods[id] = e
+	}
+	return pods, ctrs, badPods, nil
+}
+
+// ContainersOf returns the entries of a pod's containers.
+func (s *Store) ContainersOf(podID string) []*Entry[Container] {
+	var out []*Entry[Container]
+	for _, e := range s.Containers.All() {
+		if e.Get().PodID == podID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
