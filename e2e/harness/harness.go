@@ -52,6 +52,9 @@ type Options struct {
 	// LevelFromConfig leaves the log level to the config file; otherwise
 	// the daemon runs with --log-level debug.
 	LevelFromConfig bool
+	// Shared gives the daemon the shared registry and CNI network; without
+	// it the daemon has an empty CNI folder of its own.
+	Shared *Env
 }
 
 // Daemon is one running arbor.
@@ -104,6 +107,11 @@ func Launch(t testing.TB, opts Options) (*Daemon, error) {
 	}, opts.Args...)
 	if !opts.LevelFromConfig {
 		args = append(args, "--log-level", "debug")
+	}
+	if opts.Shared != nil {
+		args = append(args, opts.Shared.Args()...)
+	} else {
+		args = append(args, "--cni-config-dir", filepath.Join(dir, "cni"))
 	}
 	d.cmd = exec.Command(Bin(), args...)
 	d.cmd.Env = append(os.Environ(), opts.Env...)

@@ -1,0 +1,82 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// TestMarker is in every path the e2e tests make (temporary folders,
+// cgroup parents), so that leftovers can be told from the host's own.
+const TestMarker = "arbor-e2e-"
+
+// HostLeaks lists mounts, processes and cgroup folders that an e2e test
+// made and did not remove; empty means none.
+func HostLeaks() string {
+	var b strings.Builder
+	for _, m := range MountsUnder(TestMarker) {
+		fmt.Fprintf(&b, "mount: %s\n", m)
+	}
+	for _, p := range ProcessesMatching(TestMarker) {
+		fmt.Fprintf(&b, "process: %s\n", p)
+	}
+	for _, c := range CgroupsMatching(TestMarker) {
+		fmt.Fprintf(&b, "cgroup: %s\n", c)
+	}
+	return b.String()
+}
+
+// MountsUnder returns the mount points whose path contains s.
+func MountsUnder(s string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return []string{"cannot read mountinfo: " + err.Error()}
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.Contains(f[4], s) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// ProcessesMatching returns "pid cmdline" of processes whose command line
+// contains s, other than this one.
+func ProcessesMatching(s string) []string {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []string
+	for _, d := range dirs {
+		pid := filepath.Base(d)
+		if pid == fmt.Sprint(os.Getpid()) {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), s) {
+			continue
+		}
+		out = append(out, pid+" "+strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+	}
+	return out
+}
+
+// CgroupsMatching returns cgroup folders whose path contains s, in every
+// hierarchy.
+func CgroupsMatching(s string) []string {
+	var out []string
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, root := range roots {
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if strings.Contains(filepath.Base(p), s) {
+				out = append(out, p)
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	return out
+}
