@@ -164,12 +164,8 @@ func (s *RuntimeServer) specInput(c *store.Container, pod *store.Pod) (spec.Cont
 		Namespaces: spec.NamespacePaths{Network: pod.NS.Net, IPC: pod.NS.IPC, UTS: pod.NS.UTS, PID: pod.NS.PID},
 		Files:      podFiles(pod),
 	}
-	nsOpts := c.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if nsOpts.GetPid() == runtimeapi.NamespaceMode_POD && pod.NS.PID == "" {
-		// The pod keeps no shared PID namespace (its own mode is CONTAINER):
-		// the container gets a PID namespace of its own, as in containerd.
-		in.Config = withPIDMode(c.Config, runtimeapi.NamespaceMode_CONTAINER)
-	}
+	in.Config = withPodNamespaces(c.Config, pod)
+	nsOpts := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	if nsOpts.GetPid() == runtimeapi.NamespaceMode_TARGET {
 		target, err := s.Store.Containers.Lookup(nsOpts.GetTargetId())
 		if err != nil {
@@ -207,8 +203,11 @@ func (s *RuntimeServer) createProcess(ctx context.Context, c *store.Container, p
 	return nil
 }
 
-// withPIDMode returns a copy of cfg with the given PID namespace mode.
-func withPIDMode(cfg *runtimeapi.ContainerConfig, mode runtimeapi.NamespaceMode) *runtimeapi.ContainerConfig {
+// withPodNamespaces returns cfg with the network and IPC modes of its
+// pod, which a container always shares, and with a PID mode of CONTAINER
+// when it asks for the pod's PID namespace but the pod keeps none (its own
+// mode is CONTAINER), as containerd does.
+func withPodNamespaces(cfg *runtimeapi.ContainerConfig, pod *store.Pod) *runtimeapi.ContainerConfig {
 	out := proto.Clone(cfg).(*runtimeapi.ContainerConfig)
 	if out.Linux == nil {
 		out.Linux = &runtimeapi.LinuxContainerConfig{}
@@ -219,6 +218,11 @@ func withPIDMode(cfg *runtimeapi.ContainerConfig, mode runtimeapi.NamespaceMode)
 	if out.Linux.SecurityContext.NamespaceOptions == nil {
 		out.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{}
 	}
-	out.Linux.SecurityContext.NamespaceOptions.Pid = mode
+	ns := out.Linux.SecurityContext.NamespaceOptions
+	podNS := pod.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	ns.Network, ns.Ipc = podNS.GetNetwork(), podNS.GetIpc()
+	if ns.Pid == runtimeapi.NamespaceMode_POD && pod.NS.PID == "" {
+		ns.Pid = runtimeapi.NamespaceMode_CONTAINER
+	}
 	return out
 }

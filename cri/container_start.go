@@ -23,11 +23,14 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 	if st := e.Get().State; st != runtimeapi.ContainerState_CONTAINER_CREATED {
 		return nil, failedPrecondition("container %s is %s, not created", e.ID, stateName(st))
 	}
+	// Taken before the start: a process that exits at once must not seem
+	// to finish before it started.
+	started := time.Now().UnixNano()
 	if err := s.OCI.Start(ctx, e.ID); err != nil {
 		return nil, err
 	}
 	c := e.Update(func(c *store.Container) {
-		c.StartedAt = time.Now().UnixNano()
+		c.StartedAt = started
 		// The exit monitor may already have recorded a quick exit.
 		if c.State == runtimeapi.ContainerState_CONTAINER_CREATED {
 			c.State = runtimeapi.ContainerState_CONTAINER_RUNNING

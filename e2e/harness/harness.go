@@ -90,7 +90,11 @@ func Launch(t testing.TB, opts Options) (*Daemon, error) {
 		if dir, err = os.MkdirTemp("", "arbor-e2e-"); err != nil {
 			return nil, err
 		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
+		remember(dir)
+		t.Cleanup(func() {
+			unmountUnder(dir)
+			os.RemoveAll(dir)
+		})
 	}
 	d := &Daemon{
 		Dir: dir, Socket: filepath.Join(dir, "arbor.sock"), Root: filepath.Join(dir, "root"),

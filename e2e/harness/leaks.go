@@ -4,27 +4,59 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMarker is in every path the e2e tests make (temporary folders,
 // cgroup parents), so that leftovers can be told from the host's own.
 const TestMarker = "arbor-e2e-"
 
-// HostLeaks lists mounts, processes and cgroup folders that an e2e test
-// made and did not remove; empty means none.
+var (
+	madeMu sync.Mutex
+	made   []string // folders this process's daemons used
+)
+
+func remember(dir string) {
+	madeMu.Lock()
+	defer madeMu.Unlock()
+	made = append(made, dir)
+}
+
+// HostLeaks lists mounts and processes under the folders of the daemons
+// this test process ran, and cgroup folders with the test marker, that
+// are still there; empty means none.
 func HostLeaks() string {
+	madeMu.Lock()
+	dirs := append([]string(nil), made...)
+	madeMu.Unlock()
 	var b strings.Builder
-	for _, m := range MountsUnder(TestMarker) {
-		fmt.Fprintf(&b, "mount: %s\n", m)
-	}
-	for _, p := range ProcessesMatching(TestMarker) {
-		fmt.Fprintf(&b, "process: %s\n", p)
+	for _, dir := range dirs {
+		for _, m := range MountsUnder(dir) {
+			fmt.Fprintf(&b, "mount: %s\n", m)
+		}
+		for _, p := range ProcessesMatching(dir) {
+			fmt.Fprintf(&b, "process: %s\n", p)
+		}
 	}
 	for _, c := range CgroupsMatching(TestMarker) {
 		fmt.Fprintf(&b, "cgroup: %s\n", c)
 	}
 	return b.String()
+}
+
+// unmountUnder lazily unmounts everything below dir, deepest first: what a
+// killed daemon leaves (it is the restarted daemon's job to clean up in
+// production, but a test that ends must not leave it on the host).
+func unmountUnder(dir string) {
+	mounts := MountsUnder(dir)
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+	for _, m := range mounts {
+		_ = unix.Unmount(m, unix.MNT_DETACH)
+	}
 }
 
 // MountsUnder returns the mount points whose path contains s.
