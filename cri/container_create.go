@@ -56,6 +56,11 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 		}
 	}()
 	u.push("releasing name", func(context.Context) error { s.Store.Containers.ReleaseName(c.Name, c.ID); return nil })
+	c.Phase = store.PhaseCreating
+	if err := s.Store.SaveContainer(c); err != nil {
+		return nil, err
+	}
+	u.push("deleting record", func(context.Context) error { return s.Store.DeleteContainer(c.ID) })
 
 	for _, step := range []struct {
 		run   func(context.Context, *store.Container, *store.Pod, *undo) error
@@ -63,6 +68,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	}{
 		{s.resolveImage, ""},
 		{s.createRootfs, "CreateContainer.after-storage"},
+		{s.mountImageVolumes, ""},
 		{s.writeBundle, ""},
 		{s.createProcess, "CreateContainer.after-runtime"},
 	} {
@@ -76,6 +82,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	if err := s.point(ctx, "CreateContainer.before-state-write"); err != nil {
 		return nil, err
 	}
+	c.Phase = store.PhaseReady
 	if err := s.Store.SaveContainer(c); err != nil {
 		return nil, err
 	}

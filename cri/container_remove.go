@@ -41,7 +41,10 @@ func (s *RuntimeServer) removeContainer(ctx context.Context, e *store.Entry[stor
 	if err := s.stopContainer(ctx, e, 0); err != nil {
 		return err
 	}
-	c := e.Get()
+	c := e.Update(func(c *store.Container) { c.Phase = store.PhaseRemoving })
+	if err := s.Store.SaveContainer(c); err != nil {
+		return err
+	}
 	if err := s.OCI.Delete(ctx, c.ID); err != nil {
 		return fmt.Errorf("deleting container process: %w", err)
 	}
@@ -49,6 +52,9 @@ func (s *RuntimeServer) removeContainer(ctx context.Context, e *store.Entry[stor
 		return err
 	}
 	if err := s.removeRootfs(c.ID); err != nil {
+		return err
+	}
+	if err := s.unmountImageVolumes(&c); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(c.BundleDir); err != nil {

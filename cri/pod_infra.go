@@ -27,7 +27,9 @@ func (s *RuntimeServer) startInfra(ctx context.Context, p *store.Pod, u *undo) e
 	if err != nil {
 		return err
 	}
-	c := store.Container{ID: newID(), Name: "k8s_POD_" + p.Name, ImageRef: img.ID}
+	// The infra container takes the pod's ID, so that restore can find it
+	// from the pod's record alone.
+	c := store.Container{ID: p.ID, Name: "k8s_POD_" + p.Name, ImageRef: img.ID}
 	c.BundleDir = s.bundleDir(c.ID)
 	if err := s.createRootfs(ctx, &c, p, u); err != nil {
 		return err

@@ -39,6 +39,9 @@ func (s *RuntimeServer) removePod(ctx context.Context, e *store.Entry[store.Pod]
 	if err := s.stopPod(ctx, e); err != nil {
 		return err
 	}
+	if err := s.Store.SavePod(e.Update(func(p *store.Pod) { p.Phase = store.PhaseRemoving })); err != nil {
+		return err
+	}
 	for _, ce := range s.Store.ContainersOf(e.ID) {
 		ce.Op.Lock()
 		err := s.removeContainer(ctx, ce)

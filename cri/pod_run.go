@@ -47,6 +47,13 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 		}
 	}()
 	u.push("releasing name", func(context.Context) error { s.Store.Pods.ReleaseName(p.Name, p.ID); return nil })
+	// The record goes first, marked as creating: a daemon that dies before
+	// the end finds it at restore and undoes everything named by the ID.
+	p.Phase = store.PhaseCreating
+	if err := s.Store.SavePod(p); err != nil {
+		return nil, err
+	}
+	u.push("deleting record", func(context.Context) error { return s.Store.DeletePod(p.ID) })
 
 	for _, step := range []struct {
 		name  string
@@ -70,6 +77,7 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	if err := s.point(ctx, "RunPodSandbox.before-state-write"); err != nil {
 		return nil, err
 	}
+	p.Phase = store.PhaseReady
 	if err := s.Store.SavePod(p); err != nil {
 		return nil, err
 	}
@@ -100,7 +108,12 @@ func (s *RuntimeServer) makePodCgroups(_ context.Context, p *store.Pod, u *undo)
 	}
 	p.Cgroups = created
 	u.push("removing cgroups", func(context.Context) error { return sandbox.RemoveCgroups(created) })
-	return nil
+	if len(created) == 0 {
+		return nil
+	}
+	// Which folders this pod made is not derivable from its ID: record it
+	// now, so a restore after a crash removes exactly these.
+	return s.Store.SavePod(*p)
 }
 
 func (s *RuntimeServer) pinPodNamespaces(ctx context.Context, p *store.Pod, u *undo) error {
@@ -143,12 +156,15 @@ func (s *RuntimeServer) writePodFiles(_ context.Context, p *store.Pod, u *undo) 
 	return nil
 }
 
+// podHostname is the pod's hostname: the configured one, or the node's when
+// the pod uses the host network or names none (its UTS namespace then keeps
+// the node's name too).
 func podHostname(p *store.Pod) string {
-	if hostNetwork(p) {
-		h, _ := os.Hostname()
+	if h := p.Config.GetHostname(); h != "" && !hostNetwork(p) {
 		return h
 	}
-	return p.Config.GetHostname()
+	h, _ := os.Hostname()
+	return h
 }
 
 // setupPodNetwork attaches the pod to the CNI network (not for host

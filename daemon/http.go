@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/arbor-cri/arbor/config"
+	"github.com/arbor-cri/arbor/cri"
 	"github.com/arbor-cri/arbor/fault"
 	"github.com/arbor-cri/arbor/version"
 )
@@ -44,6 +45,13 @@ func (d *Daemon) httpHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, e.Get())
+	})
+	mux.HandleFunc("GET /leaks", func(w http.ResponseWriter, r *http.Request) {
+		leaks := d.runtime.Leaks(r.Context())
+		if leaks == nil {
+			leaks = []cri.Orphan{}
+		}
+		writeJSON(w, http.StatusOK, leaks)
 	})
 	if d.faults != nil {
 		mux.HandleFunc("POST /debug/fault", d.serveFault)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -103,33 +104,16 @@ func handlerNames(cfg *config.Config) []string {
 	return append([]string{cfg.Runtime.DefaultRuntime}, rest...)
 }
 
-// restore loads every pod and container record so that the daemon finds
-// what it made before a restart (LIFECYCLE step 8), and records exits that
-// happened while it was down.
+// restore brings back what an earlier run made (LIFECYCLE step 8).
 func (d *Daemon) restore(rt *cri.RuntimeServer) error {
 	start := time.Now()
-	pods, ctrs, bad, err := rt.Store.LoadRecords()
+	rep, err := rt.Restore(context.Background())
 	if err != nil {
-		return fmt.Errorf("loading records: %w", err)
+		return fmt.Errorf("restoring: %w", err)
 	}
-	for id, err := range bad {
-		d.log.Warn("Unreadable record", "id", id, "error", err)
-	}
-	for id, p := range pods {
-		if err := rt.Store.Pods.ReserveName(p.Name, id); err != nil {
-			d.log.Warn("Pod name taken twice", "pod_sandbox_id", id, "error", err)
-			continue
-		}
-		rt.Store.Pods.Add(id, *p)
-	}
-	for id, c := range ctrs {
-		if err := rt.Store.Containers.ReserveName(c.Name, id); err != nil {
-			d.log.Warn("Container name taken twice", "container_id", id, "error", err)
-			continue
-		}
-		rt.ContainerExited(rt.Store.Containers.Add(id, *c).ID)
-	}
-	d.log.Info("Restored", "pods", len(pods), "containers", len(ctrs), "took", time.Since(start).Round(time.Microsecond))
+	d.log.Info("Restored", "pods", rep.Pods, "containers", rep.Containers, "undone", rep.Undone,
+		"finished", rep.Finished, "leftovers_removed", rep.Orphans, "failed", rep.Failed,
+		"took", time.Since(start).Round(time.Microsecond))
 	return nil
 }
 

@@ -193,3 +193,14 @@ func (pt *podTest) finish() {
 		pt.t.Errorf("mounts left: %v", left)
 	}
 }
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}

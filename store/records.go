@@ -4,6 +4,18 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// Phase marks a record written ahead of a create or a remove, so that a
+// daemon that died half-way finds what to undo or finish. Everything an
+// object makes is named by its ID, so the record is all restore needs.
+type Phase string
+
+// The phases of a record.
+const (
+	PhaseReady    Phase = ""         // created; the record is final
+	PhaseCreating Phase = "creating" // a create is under way; restore undoes it
+	PhaseRemoving Phase = "removing" // a remove is under way; restore finishes it
+)
+
 // Namespaces are the pinned namespace files of a pod; empty means the
 // host's.
 type Namespaces struct {
@@ -30,6 +42,7 @@ type Pod struct {
 	InfraID   string                              `json:"infra_id,omitempty"`
 	InfraPid  int                                 `json:"infra_pid,omitempty"`
 	PortMaps  []*runtimeapi.PortMapping           `json:"port_mappings,omitempty"`
+	Phase     Phase                               `json:"phase,omitempty"`
 	Resources *runtimeapi.LinuxContainerResources `json:"resources,omitempty"`
 }
 
@@ -57,5 +70,6 @@ type Container struct {
 	CgroupPath string                              `json:"cgroup_path"`
 	StopSignal int                                 `json:"stop_signal"`
 	User       *runtimeapi.ContainerUser           `json:"user,omitempty"`
+	Phase      Phase                               `json:"phase,omitempty"`
 	Resources  *runtimeapi.LinuxContainerResources `json:"resources,omitempty"`
 }

@@ -34,6 +34,8 @@ func statusCommand() *cli.Command {
 					return statusPrint(ctx, cmd, "/containers/"+cmd.Args().First())
 				}},
 			{Name: "tree", Usage: "each supervised service, its state and restart count", Action: statusTree},
+			{Name: "leaks", Usage: "mounts, namespaces, cgroups, conmon processes, storage containers and files that belong to no known pod or container (JSON; exit 1 if any)",
+				Action: statusLeaks},
 		},
 	}
 }
@@ -96,4 +98,22 @@ func statusTree(ctx context.Context, cmd *cli.Command) error {
 			time.Since(s.Since).Round(time.Second), strings.ReplaceAll(s.LastError, "\n", " "))
 	}
 	return tw.Flush()
+}
+
+func statusLeaks(ctx context.Context, cmd *cli.Command) error {
+	body, err := socketGet(ctx, cmd, "/leaks")
+	if err != nil {
+		return err
+	}
+	var leaks []json.RawMessage
+	if err := json.Unmarshal(body, &leaks); err != nil {
+		return fmt.Errorf("reading the leak report: %w", err)
+	}
+	if _, err := os.Stdout.Write(body); err != nil {
+		return err
+	}
+	if len(leaks) > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
 }

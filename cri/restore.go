@@ -1,0 +1,226 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/oci"
+	"github.com/arbor-cri/arbor/sandbox"
+	"github.com/arbor-cri/arbor/store"
+)
+
+// restoreTimeout bounds the whole restore, network calls included, so that
+// the socket always comes up.
+const restoreTimeout = 30 * time.Second
+
+// restoreWorkers is how many objects are restored at once.
+const restoreWorkers = 8
+
+// RestoreReport says what a restore found and did.
+type RestoreReport struct {
+	Pods       int // pods back in service
+	Containers int // containers back in service
+	Undone     int // creates that a crash interrupted, undone
+	Finished   int // removes that a crash interrupted, finished
+	Orphans    int // leftovers that belonged to no record, removed
+	Failed     int // objects that could not be cleaned up (logged)
+}
+
+// Restore loads the records of an earlier run (LIFECYCLE step 8): ready
+// objects come back with their real state, half-made ones are undone,
+// half-removed ones are finished, and leftovers that belong to no record
+// are removed. It runs in parallel and under a deadline.
+func (s *RuntimeServer) Restore(ctx context.Context) (RestoreReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	defer cancel()
+	pods, ctrs, bad, err := s.Store.LoadRecords()
+	if err != nil {
+		return RestoreReport{}, err
+	}
+	for id, err := range bad {
+		s.log.Warn("Unreadable record skipped", "id", id, "error", err)
+	}
+	var rep RestoreReport
+	var mu sync.Mutex
+	count := func(f func(*RestoreReport)) { mu.Lock(); f(&rep); mu.Unlock() }
+
+	parallel(ctx, values(pods), func(ctx context.Context, p *store.Pod) { s.restorePod(ctx, p, count) })
+	parallel(ctx, values(ctrs), func(ctx context.Context, c *store.Container) { s.restoreContainer(ctx, c, count) })
+	for _, o := range s.findOrphans(ctx) {
+		if err := o.remove(ctx); err != nil {
+			s.log.Warn("Cannot remove leftover", "kind", o.Kind, "id", o.ID, "error", err)
+			rep.Failed++
+			continue
+		}
+		s.log.Info("Leftover removed", "kind", o.Kind, "id", o.ID, "path", o.Path)
+		rep.Orphans++
+	}
+	return rep, nil
+}
+
+func (s *RuntimeServer) restorePod(ctx context.Context, p *store.Pod, count func(func(*RestoreReport))) {
+	if p.Phase != store.PhaseReady {
+		err := s.cleanupPod(ctx, p)
+		count(func(r *RestoreReport) {
+			switch {
+			case err != nil:
+				r.Failed++
+			case p.Phase == store.PhaseCreating:
+				r.Undone++
+			default:
+				r.Finished++
+			}
+		})
+		if err != nil {
+			s.log.Warn("Cannot clean up interrupted pod", "pod_sandbox_id", p.ID, "phase", p.Phase, "error", err)
+		}
+		return
+	}
+	if err := s.Store.Pods.ReserveName(p.Name, p.ID); err != nil {
+		s.log.Warn("Pod name held twice", "pod_sandbox_id", p.ID, "error", err)
+		return
+	}
+	s.Store.Pods.Add(p.ID, *p)
+	count(func(r *RestoreReport) { r.Pods++ })
+}
+
+// cleanupPod undoes everything a pod may have made; every step tolerates
+// what is already gone, and the paths come from the ID.
+func (s *RuntimeServer) cleanupPod(ctx context.Context, p *store.Pod) error {
+	if p.Dir == "" {
+		p.Dir = s.podDir(p.ID)
+	}
+	if p.NS.Dir == "" {
+		p.NS.Dir = filepath.Join(s.RunRoot, "ns", p.ID)
+		p.NS.IPC, p.NS.UTS = filepath.Join(p.NS.Dir, "ipc"), filepath.Join(p.NS.Dir, "uts")
+	}
+	if p.NS.Net == "" && !hostNetwork(p) {
+		p.NS.Net = s.netnsPath(p.ID)
+	}
+	p.InfraID = p.ID
+	errs := []error{s.removeInfra(ctx, p)}
+	if !hostNetwork(p) {
+		errs = append(errs, s.Network.Teardown(ctx, s.networkPod(p)))
+	}
+	errs = append(errs,
+		sandbox.UnmountShm(filepath.Join(p.Dir, shmDir)),
+		s.unpinPod(p),
+		sandbox.RemoveCgroups(p.Cgroups),
+		os.RemoveAll(p.Dir),
+	)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return s.Store.DeletePod(p.ID)
+}
+
+func (s *RuntimeServer) netnsPath(id string) string {
+	return filepath.Join(s.Network.Config().NetNSDir, id)
+}
+
+func (s *RuntimeServer) restoreContainer(ctx context.Context, c *store.Container, count func(func(*RestoreReport))) {
+	_, podErr := s.Store.Pods.Lookup(c.PodID)
+	if c.Phase != store.PhaseReady || podErr != nil {
+		err := s.cleanupContainer(ctx, c)
+		count(func(r *RestoreReport) {
+			switch {
+			case err != nil:
+				r.Failed++
+			case c.Phase == store.PhaseCreating:
+				r.Undone++
+			default:
+				r.Finished++
+			}
+		})
+		if err != nil {
+			s.log.Warn("Cannot clean up interrupted container", "container_id", c.ID, "phase", c.Phase, "error", err)
+		}
+		return
+	}
+	if err := s.Store.Containers.ReserveName(c.Name, c.ID); err != nil {
+		s.log.Warn("Container name held twice", "container_id", c.ID, "error", err)
+		return
+	}
+	e := s.Store.Containers.Add(c.ID, *c)
+	s.refreshState(ctx, e)
+	count(func(r *RestoreReport) { r.Containers++ })
+}
+
+// refreshState records an exit that happened while the daemon was down,
+// and marks a container whose process vanished without an exit file (a
+// reboot, a killed conmon) as exited with an unknown code.
+func (s *RuntimeServer) refreshState(ctx context.Context, e *store.Entry[store.Container]) {
+	c := e.Get()
+	if c.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+		return
+	}
+	if exited, err := s.recordExit(e); exited || err != nil {
+		return
+	}
+	if pid, _ := s.OCI.ConmonPID(c.ID); pid > 0 {
+		return
+	}
+	c = e.Update(func(c *store.Container) {
+		c.State, c.ExitCode, c.Reason = runtimeapi.ContainerState_CONTAINER_EXITED, 255, "Unknown"
+		c.Message = "the container's monitor is gone and left no exit code"
+		c.FinishedAt, c.Pid = time.Now().UnixNano(), 0
+	})
+	if err := s.Store.SaveContainer(c); err != nil {
+		s.log.Warn("Cannot save container record", "container_id", c.ID, "error", err)
+	}
+}
+
+// cleanupContainer removes everything a container may have made.
+func (s *RuntimeServer) cleanupContainer(ctx context.Context, c *store.Container) error {
+	if c.BundleDir == "" {
+		c.BundleDir = s.bundleDir(c.ID)
+	}
+	err := errors.Join(
+		ignoreNotFound(s.OCI.Delete(ctx, c.ID)),
+		s.removeRootfs(c.ID),
+		os.RemoveAll(c.BundleDir),
+	)
+	if err != nil {
+		return err
+	}
+	return s.Store.DeleteContainer(c.ID)
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, oci.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func values[T any](m map[string]*T) []*T {
+	out := make([]*T, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// parallel runs fn over items with restoreWorkers goroutines and waits.
+func parallel[T any](ctx context.Context, items []T, fn func(context.Context, T)) {
+	work := make(chan T)
+	var wg sync.WaitGroup
+	for range min(restoreWorkers, len(items)) {
+		wg.Go(func() {
+			for it := range work {
+				fn(ctx, it)
+			}
+		})
+	}
+	for _, it := range items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+}
