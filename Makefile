@@ -17,10 +17,10 @@ APT_PACKAGES := runc crun conmon containernetworking-plugins iptables docker-reg
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help build deps tools run test unit e2e vet fmt clean
+.PHONY: help build deps tools run cni-config test unit e2e critest vet fmt clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build bin/arbor
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN)/arbor ./cmd/arbor
@@ -35,9 +35,20 @@ deps: ## install the Debian packages Arbor and its tests need (root)
 tools: ## build crictl, critest and ginkgo from cri-tools into bin/
 	e2e/scripts/build-cri-tools.sh $(BIN)
 
-run: deps build tools ## install what is missing and run the daemon on the default socket
-	@echo "Arbor serves $(SOCKET). In another shell:  crictl -r unix://$(SOCKET) version"
+CNI_DIR   ?= /etc/cni/net.d
+CNI_CONF  := $(CNI_DIR)/10-arbor-bridge.conflist
+
+run: deps build tools cni-config ## install what is missing and run the daemon on the default socket
+	@echo "Arbor serves $(SOCKET). In another shell:  crictl -r unix://$(SOCKET) -i unix://$(SOCKET) version"
 	$(BIN)/arbor --listen $(SOCKET)
+
+cni-config: ## write a pod network (bridge, no route off the node) to $(CNI_DIR) if it has none
+	@if ls $(CNI_DIR)/*.conf* >/dev/null 2>&1; then echo "CNI config present in $(CNI_DIR)"; else \
+		mkdir -p $(CNI_DIR) && printf '%s\n' \
+		'{"cniVersion":"1.0.0","name":"arbor","plugins":[' \
+		'{"type":"bridge","bridge":"arbor0","isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.88.0.0/16"}]]}},' \
+		'{"type":"portmap","capabilities":{"portMappings":true},"snat":true}]}' > $(CNI_CONF) && \
+		echo "wrote $(CNI_CONF)"; fi
 
 test: deps build tools unit e2e ## install what is missing and run every test
 
@@ -46,6 +57,9 @@ unit: ## unit tests (root: some use real runc, conmon, CNI and storage)
 
 e2e: build tools ## end-to-end tests against the real daemon, crictl and runtime
 	ARBOR_BIN=$(BIN)/arbor CRICTL=$(BIN)/crictl $(GO) test -tags "$(TAGS)" $(E2EFLAGS) $(TESTFLAGS) ./e2e/...
+
+critest: deps ## CRI conformance (critest, mirror mode) against a fresh arbor; results in $TMPDIR/arbor-critest
+	e2e/scripts/critest.sh
 
 vet: ## go vet and gofmt
 	$(GO) vet -tags "$(TAGS)" ./...
