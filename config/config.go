@@ -27,6 +27,7 @@ type Config struct {
 	Image      Image      `toml:"image"`
 	Runtime    Runtime    `toml:"runtime"`
 	Network    Network    `toml:"network"`
+	Stream     Stream     `toml:"stream"`
 	Profile    Profile    `toml:"profile"`
 	Supervisor Supervisor `toml:"supervisor"`
 }
@@ -67,6 +68,16 @@ type RuntimeHandler struct {
 	RuntimePath string   `toml:"runtime_path"`
 	RuntimeRoot string   `toml:"runtime_root,omitempty"`
 	RuntimeArgs []string `toml:"runtime_args,omitempty"`
+}
+
+// Stream configures the server for exec, attach and port-forward sessions.
+type Stream struct {
+	Address     string   `toml:"address" flag:"stream-address" usage:"address the streaming server listens on"`
+	Port        int      `toml:"port" flag:"stream-port" usage:"port of the streaming server; 0 picks a free one at start"`
+	TLSCert     string   `toml:"tls_cert" flag:"stream-tls-cert" usage:"TLS certificate of the streaming server; empty serves plain HTTP"`
+	TLSKey      string   `toml:"tls_key" flag:"stream-tls-key" usage:"TLS key of the streaming server"`
+	TLSCA       string   `toml:"tls_ca" flag:"stream-tls-ca" usage:"CA that client certificates must be signed by; empty accepts any client"`
+	IdleTimeout Duration `toml:"idle_timeout" flag:"stream-idle-timeout" usage:"close a streaming session idle for this long"`
 }
 
 // Network configures CNI.
@@ -139,6 +150,7 @@ func Default() Config {
 			CNIConfigDir:  "/etc/cni/net.d",
 			CNIPluginDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
 		},
+		Stream:  Stream{Address: "127.0.0.1", IdleTimeout: Duration(4 * time.Hour)},
 		Profile: Profile{Address: "127.0.0.1", Port: 6060},
 		Supervisor: Supervisor{
 			FailureThreshold: 5,

@@ -60,6 +60,17 @@ func (cfg *Config) problems() []problem {
 		c.absPath("network.cni_plugin_dirs", d)
 	}
 
+	if net.ParseIP(cfg.Stream.Address) == nil {
+		c.add("stream.address", "must be an IP address, got %q", cfg.Stream.Address)
+	}
+	if cfg.Stream.Port < 0 || cfg.Stream.Port > 65535 {
+		c.add("stream.port", "must be a port from 0 to 65535, got %d", cfg.Stream.Port)
+	}
+	if (cfg.Stream.TLSCert == "") != (cfg.Stream.TLSKey == "") {
+		c.add("stream.tls_key", "a TLS certificate and key go together")
+	}
+	c.positive("stream.idle_timeout", float64(cfg.Stream.IdleTimeout))
+
 	if net.ParseIP(cfg.Profile.Address) == nil {
 		c.add("profile.address", "must be an IP address, got %q", cfg.Profile.Address)
 	}

@@ -51,6 +51,7 @@ type RuntimeServer struct {
 	Deps
 	log *slog.Logger
 
+	streamer     Streamer
 	oomClampOnce sync.Once
 }
 

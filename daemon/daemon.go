@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/arbor-cri/arbor/fault"
 	"github.com/arbor-cri/arbor/services/exitmonitor"
 	"github.com/arbor-cri/arbor/services/listener"
+	"github.com/arbor-cri/arbor/services/stream"
 	"github.com/arbor-cri/arbor/supervisor"
 	"github.com/arbor-cri/arbor/version"
 )
@@ -49,6 +52,7 @@ type Daemon struct {
 	parts    *runtimeParts
 	runtime  *cri.RuntimeServer
 	imageSrv *cri.ImageServer
+	stream   *stream.Service
 	ready    sync.Once
 }
 
@@ -123,6 +127,16 @@ func (d *Daemon) openServices(cfg *config.Config) error {
 		Host: parts.host, Faults: d.faults, RunRoot: cfg.RunRoot, PauseCommand: pauseCommand(cfg),
 	}, d.log.With("component", "runtime"))
 	d.imageSrv = cri.NewImageServer(parts.images, d.log.With("component", "images"))
+	st := cfg.Stream
+	d.stream, err = stream.New(stream.Config{
+		Address: net.JoinHostPort(st.Address, strconv.Itoa(st.Port)), TLSCert: st.TLSCert, TLSKey: st.TLSKey,
+		TLSCA: st.TLSCA, IdleTimeout: st.IdleTimeout.Std(),
+	}, d.runtime, d.log.With("component", "stream"))
+	if err != nil {
+		parts.close()
+		return fmt.Errorf("setting up the streaming server: %w", err)
+	}
+	d.runtime.SetStreamer(d.stream)
 	if err := d.restore(d.runtime); err != nil {
 		parts.close()
 		return err
@@ -151,6 +165,9 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
 		core.Add(&watchdog{socket: cfg.API.Listen, interval: interval / 2, log: d.log})
 	}
+	// The streaming server has its own domain: a fault in it, or its
+	// backoff, never touches the CRI socket.
+	d.tree.Domain("stream").Add(d.stream)
 	monitors := d.tree.Domain("monitors")
 	monitors.Add(exitmonitor.New(filepath.Join(cfg.RunRoot, "exits"), d.runtime.ContainerExited,
 		d.log.With("component", "exit-monitor")))

@@ -52,12 +52,13 @@ func (a *adapter) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 		defer stdin.Close()
 		opts.Stdin = stdin
 	}
-	if opts.Resize, err = sizes(r, ctx, resize); err != nil {
+	if opts.Resize, err = sizes(ctx, r, resize); err != nil {
 		return err
 	}
 	a.s.log.Debug("Exec session started", "container_id", id, "tty", tty)
 	code, err := a.s.backend.ExecIn(ctx, id, opts)
 	if err != nil {
+		a.s.log.Warn("Exec session failed", "container_id", id, "error", err)
 		return fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	if code != 0 {
@@ -80,11 +81,12 @@ func (a *adapter) Attach(ctx context.Context, id string, in io.Reader, out, errw
 	if opts.Stdin != nil {
 		defer opts.Stdin.Close()
 	}
-	if opts.Resize, err = sizes(r, ctx, resize); err != nil {
+	if opts.Resize, err = sizes(ctx, r, resize); err != nil {
 		return err
 	}
 	a.s.log.Debug("Attach session started", "container_id", id, "tty", tty)
 	if err := a.s.backend.AttachTo(ctx, id, opts); err != nil {
+		a.s.log.Warn("Attach session failed", "container_id", id, "error", err)
 		return fmt.Errorf("attaching to container %s: %w", id, err)
 	}
 	return nil
@@ -107,7 +109,11 @@ func (a *adapter) PortForward(ctx context.Context, podID string, port int32, str
 		return fmt.Errorf("looking up pod %s: %w", podID, err)
 	}
 	a.s.log.Debug("Port forward started", "pod_sandbox_id", podID, "port", port)
-	return forward(ctx, r, netns, port, stream)
+	if err := forward(ctx, r, netns, port, stream); err != nil {
+		a.s.log.Warn("Port forward failed", "pod_sandbox_id", podID, "port", port, "error", err)
+		return err
+	}
+	return nil
 }
 
 // writerOrNil keeps a nil stream nil as an io.Writer.

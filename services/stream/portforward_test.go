@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"k8s.io/client-go/rest"
@@ -26,8 +27,9 @@ import (
 // podNetNS is a network namespace made for a test, bind-mounted at path,
 // with an echo server on 127.0.0.1:port inside it.
 type podNetNS struct {
-	path string
-	port int32
+	path     string
+	port     int32
+	accepted chan struct{} // one value per accepted connection
 }
 
 // newPodNetNS creates the namespace on a thread that is then discarded,
@@ -56,8 +58,9 @@ func newPodNetNS(t *testing.T) podNetNS {
 		_ = unix.Unmount(path, unix.MNT_DETACH)
 		t.Fatalf("creating network namespace: %v", res.err)
 	}
+	accepted := make(chan struct{}, 16)
 	var wg sync.WaitGroup
-	wg.Go(func() { serveEcho(res.ln) })
+	wg.Go(func() { serveEcho(res.ln, accepted) })
 	t.Cleanup(func() {
 		res.ln.Close()
 		wg.Wait()
@@ -65,7 +68,7 @@ func newPodNetNS(t *testing.T) podNetNS {
 			t.Errorf("unmounting netns: %v", err)
 		}
 	})
-	return podNetNS{path: path, port: int32(res.ln.Addr().(*net.TCPAddr).Port)}
+	return podNetNS{path: path, port: int32(res.ln.Addr().(*net.TCPAddr).Port), accepted: accepted}
 }
 
 // enterNewNetNS moves the calling thread into a new network namespace,
@@ -105,14 +108,19 @@ func loopbackUp() error {
 }
 
 // serveEcho answers each connection with "echo:" and what it read until
-// the client's EOF.
-func serveEcho(ln net.Listener) {
+// the client's EOF. It reports each connection on accepted if there is
+// room.
+func serveEcho(ln net.Listener, accepted chan<- struct{}) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		select {
+		case accepted <- struct{}{}:
+		default:
 		}
 		wg.Go(func() {
 			defer c.Close()
@@ -185,7 +193,11 @@ func TestPortForwardEndToEnd(t *testing.T) {
 		t.Fatalf("GetPortForward: %v", err)
 	}
 	local, stop := forwardPort(t, resp.Url, ns.port)
-	defer stop()
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("ForwardPorts: %v", err)
+		}
+	}()
 	for i := range 3 {
 		conn, err := net.Dial("tcp4", local)
 		if err != nil {
@@ -199,8 +211,9 @@ func TestPortForwardEndToEnd(t *testing.T) {
 }
 
 // forwardPort runs the kubelet's port-forward client for rawURL and
-// returns the local address that reaches podPort, and a stop function.
-func forwardPort(t *testing.T, rawURL string, podPort int32) (string, func()) {
+// returns the local address that reaches podPort, and a function that
+// stops the client and returns ForwardPorts' error.
+func forwardPort(t *testing.T, rawURL string, podPort int32) (string, func() error) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -227,11 +240,40 @@ func forwardPort(t *testing.T, rawURL string, podPort int32) (string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := func() {
+	stop := func() error {
 		close(stopCh)
-		if err := <-done; err != nil {
-			t.Errorf("ForwardPorts: %v", err)
-		}
+		return <-done
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(ports[0].Local))), stop
+}
+
+// TestServeCancelClosesPortForward stops the service while a forwarded
+// connection is open: the client's connection ends without a reply,
+// Serve returns and (TestMain) no goroutine is left.
+func TestServeCancelClosesPortForward(t *testing.T) {
+	ns := newPodNetNS(t)
+	b := runningBackend()
+	b.pods["pod"] = ns.path
+	s := startService(t, Config{}, b)
+	resp, err := s.svc.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: "pod", Port: []int32{ns.port}})
+	if err != nil {
+		t.Fatalf("GetPortForward: %v", err)
+	}
+	local, stop := forwardPort(t, resp.Url, ns.port)
+	defer func() { _ = stop() }() // the client reports the lost connection
+	conn, err := net.Dial("tcp4", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("open")); err != nil {
+		t.Fatal(err)
+	}
+	<-ns.accepted
+	s.stop(t)
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	data, err := io.ReadAll(conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) || len(data) != 0 {
+		t.Fatalf("forwarded connection after stop: read %q, %v", data, err)
+	}
 }

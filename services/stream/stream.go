@@ -81,10 +81,14 @@ type Service struct {
 }
 
 // New validates cfg, loads its TLS files, picks the port and returns the
-// service. backend answers every lookup and runs the streams.
+// service. backend answers every lookup and runs the streams; a nil log
+// discards.
 func New(cfg Config, backend Backend, log *slog.Logger) (*Service, error) {
 	if backend == nil {
 		return nil, errors.New("validating stream config: backend is nil")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = withDefaults(cfg)
 	tlsConf, err := loadTLS(cfg)
@@ -181,15 +185,13 @@ func (s *Service) Serve(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
+		s.stop(r, srv)
+		<-errc // http.ErrServerClosed
+		return nil
 	case err = <-errc:
-		err = fmt.Errorf("serving streams: %w", err)
+		s.stop(r, srv)
+		return fmt.Errorf("serving streams: %w", err)
 	}
-	s.stop(r, srv)
-	if ctx.Err() == nil {
-		return err
-	}
-	<-errc
-	return nil
 }
 
 // stop ends a run: sessions are cancelled and, after a grace period,
@@ -237,7 +239,7 @@ var errStopped = errors.New("stream service is stopped")
 
 // sizes converts the library's resize events into oci sizes until in
 // closes or ctx ends; the returned channel is closed then.
-func sizes(r *run, ctx context.Context, in <-chan remotecommand.TerminalSize) (<-chan oci.Size, error) {
+func sizes(ctx context.Context, r *run, in <-chan remotecommand.TerminalSize) (<-chan oci.Size, error) {
 	if in == nil {
 		return nil, nil
 	}
