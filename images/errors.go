@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 
@@ -40,13 +41,20 @@ var (
 )
 
 // classifyPullError wraps err with the sentinel that describes it, naming
-// the registry host where that helps the caller. Context errors and errors
-// that already carry a sentinel are returned unchanged.
-func classifyPullError(err error, registry string) error {
+// the registry host where that helps the caller. remote says the source is
+// a registry: then a connection cut in the middle of a blob (an unexpected
+// EOF that the library's reconnect attempt could not repair) also means
+// the registry is unavailable. Context errors and errors that already
+// carry a sentinel are returned unchanged.
+func classifyPullError(err error, registry string, remote bool) error {
 	if err == nil || hasSentinel(err) || isContextError(err) {
 		return err
 	}
-	if sentinel := sentinelFor(err); sentinel != nil {
+	sentinel := sentinelFor(err)
+	if sentinel == nil && remote && errors.Is(err, io.ErrUnexpectedEOF) {
+		sentinel = ErrUnavailable
+	}
+	if sentinel != nil {
 		return fmt.Errorf("%w: registry %s: %w", sentinel, registry, err)
 	}
 	return err

@@ -102,7 +102,7 @@ func (s *Service) copyImage(ctx context.Context, st *settings, sys *types.System
 		return pullResult{}, fmt.Errorf("%w: registry %s: %w", ErrUnavailable, t.origin, stalled)
 	}
 	if copyErr != nil {
-		return pullResult{}, classifyPullError(copyErr, t.origin)
+		return pullResult{}, classifyPullError(copyErr, t.origin, t.fromRegistry())
 	}
 	if resolved == nil {
 		return pullResult{}, fmt.Errorf("resolving pulled image %s: storage reported no reference", t.key())

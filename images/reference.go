@@ -42,6 +42,11 @@ func (t pullTarget) key() string {
 	return t.src.Transport().Name() + ":" + t.src.StringWithinTransport()
 }
 
+// fromRegistry reports whether the source is a registry (not an archive).
+func (t pullTarget) fromRegistry() bool {
+	return t.src.Transport().Name() == docker.Transport.Name()
+}
+
 // invalidRef wraps a parse error with ErrInvalidReference naming ref.
 func invalidRef(ref string, err error) error {
 	return fmt.Errorf("%w %q: %w", ErrInvalidReference, ref, err)
