@@ -17,7 +17,7 @@ APT_PACKAGES := runc crun conmon containernetworking-plugins iptables docker-reg
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help build deps tools run cni-config test unit e2e critest vet fmt clean
+.PHONY: help build deps tools run cni-config test unit e2e critest bench cribench vet fmt clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,13 @@ e2e: build tools ## end-to-end tests against the real daemon, crictl and runtime
 
 critest: deps ## CRI conformance (critest, mirror mode) against a fresh arbor; results in $TMPDIR/arbor-critest
 	e2e/scripts/critest.sh
+
+BENCHFLAGS ?= -json $(BIN)/bench.json
+bench: build tools ## latency benchmark against a fresh arbor: 50 pods, 500-container lists, runc floor, RSS (BENCHFLAGS: extra cribench flags)
+	ARBOR_BIN=$(BIN)/arbor CRICTL=$(BIN)/crictl $(GO) test -tags "$(TAGS)" -count=1 -v -timeout 60m -run '^TestBenchArbor$$' ./e2e/cmd/cribench -cribench.full -cribench.args="$(BENCHFLAGS)"
+
+cribench: ## build bin/cribench, the CRI benchmark for any socket (cribench -socket A -socket B ...)
+	$(GO) build -tags "$(TAGS)" -o $(BIN)/cribench ./e2e/cmd/cribench
 
 vet: ## go vet and gofmt
 	$(GO) vet -tags "$(TAGS)" ./...
