@@ -155,18 +155,23 @@ func children(pid int) []int {
 func waitUntil(ctx context.Context, timeout time.Duration, done func() bool) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
+	// Most waits end within a few milliseconds (a killed process exits at
+	// once), so poll fast first and back off to pollInterval.
+	wait := time.Millisecond
 	for {
 		if done() {
 			return true
 		}
+		tick := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			tick.Stop()
 			return done()
 		case <-deadline.C:
+			tick.Stop()
 			return done()
 		case <-tick.C:
 		}
+		wait = min(wait*2, pollInterval)
 	}
 }
