@@ -63,18 +63,21 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	u.push("deleting record", func(context.Context) error { return s.Store.DeleteContainer(c.ID) })
 
 	for _, step := range []struct {
+		name  string
 		run   func(context.Context, *store.Container, *store.Pod, *undo) error
 		point string // fault point after the step
 	}{
-		{s.resolveImage, ""},
-		{s.createRootfs, "CreateContainer.after-storage"},
-		{s.mountImageVolumes, ""},
-		{s.writeBundle, ""},
-		{s.createProcess, "CreateContainer.after-runtime"},
+		{"resolving image", s.resolveImage, ""},
+		{"creating rootfs", s.createRootfs, "CreateContainer.after-storage"},
+		{"mounting image volumes", s.mountImageVolumes, ""},
+		{"writing bundle", s.writeBundle, ""},
+		{"creating process", s.createProcess, "CreateContainer.after-runtime"},
 	} {
+		start := time.Now()
 		if err := step.run(ctx, &c, &pod, u); err != nil {
 			return nil, err
 		}
+		Logger(ctx).Debug("Create step done", "step", step.name, "took", time.Since(start))
 		if err := s.point(ctx, step.point); err != nil {
 			return nil, err
 		}

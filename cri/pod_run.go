@@ -67,9 +67,11 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 		{"setting up network", s.setupPodNetwork, "RunPodSandbox.after-network"},
 		{"starting infra container", s.startInfra, "RunPodSandbox.after-infra"},
 	} {
+		start := time.Now()
 		if err := step.run(ctx, &p, u); err != nil {
 			return nil, fmt.Errorf("%s: %w", step.name, err)
 		}
+		Logger(ctx).Debug("Create step done", "step", step.name, "took", time.Since(start))
 		if err := s.point(ctx, step.point); err != nil {
 			return nil, err
 		}

@@ -21,6 +21,9 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 			netCond,
 		}},
 		RuntimeHandlers: s.handlers(),
+		// The policy is applied when the container's user is resolved
+		// (spec.ResolveUser).
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() && s.info.Verbose != nil {
 		resp.Info = map[string]string{}

@@ -161,10 +161,25 @@ const (
 	ctlReopenLogs = 2
 )
 
+// reopenLogTimeout bounds how long ReopenLog waits for conmon to create
+// the new log file.
+const reopenLogTimeout = 10 * time.Second
+
 // ReopenLog asks conmon to reopen the container's log file (after the
-// caller rotated it). conmon handles the request asynchronously.
+// caller rotated it) and returns once the new file exists, as the CRI
+// requires; conmon handles the request asynchronously.
 func (r *Runtime) ReopenLog(ctx context.Context, id string) error {
-	return r.writeCtl(id, fmt.Sprintf("%d 0 0\n", ctlReopenLogs))
+	rec, err := r.loadRecord(id)
+	if err != nil {
+		return err
+	}
+	if err := r.writeCtl(id, fmt.Sprintf("%d 0 0\n", ctlReopenLogs)); err != nil {
+		return err
+	}
+	if rec.LogPath == "" || waitUntil(ctx, reopenLogTimeout, func() bool { return fileExists(rec.LogPath) }) {
+		return nil
+	}
+	return fmt.Errorf("reopening log of %s: %s not created within %s", id, rec.LogPath, reopenLogTimeout)
 }
 
 // ResizeTerminal resizes the container's terminal (Terminal containers).

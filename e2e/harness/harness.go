@@ -198,6 +198,9 @@ func (d *Daemon) HTTP() *http.Client {
 	}}
 }
 
+// Pid is the daemon's process ID.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
 // Log returns everything the daemon printed so far.
 func (d *Daemon) Log() string { return d.log.String() }
 
