@@ -46,9 +46,15 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 		CreatedAt: time.Now().UnixNano(), State: runtimeapi.ContainerState_CONTAINER_CREATED,
 	}
 	c.BundleDir = s.bundleDir(c.ID)
-	if err := s.Store.Containers.ReserveName(c.Name, c.ID); err != nil {
+	if err := s.reserveContainerName(ctx, c, req); err != nil {
+		if id, ok := retriedPod(err); ok {
+			return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+		}
 		return nil, err
 	}
+	clientCtx := ctx
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	u := &undo{log: Logger(ctx)}
 	defer func() {
 		if err != nil {
@@ -91,6 +97,10 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	}
 	s.Store.Containers.Add(c.ID, c)
 	u.release()
+	if clientCtx.Err() != nil {
+		s.parkContainer(ctx, c, req)
+		return nil, clientCtx.Err()
+	}
 	Logger(ctx).Info("Container created", "container_id", c.ID, "pod_sandbox_id", pod.ID, "name", c.Name)
 	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
 }
@@ -235,4 +245,24 @@ func withPodNamespaces(cfg *runtimeapi.ContainerConfig, pod *store.Pod) *runtime
 		ns.Pid = runtimeapi.NamespaceMode_CONTAINER
 	}
 	return out
+}
+
+// reserveContainerName reserves the container's name; a container whose
+// client gave up is claimed by an identical retry, or removed for a
+// different request (see reservePodName).
+func (s *RuntimeServer) reserveContainerName(ctx context.Context, c store.Container, req *runtimeapi.CreateContainerRequest) error {
+	err := s.Store.Containers.ReserveName(c.Name, c.ID)
+	if !errors.Is(err, store.ErrNameInUse) {
+		return err
+	}
+	id, same, found := s.parking.claim("container/"+c.Name, req)
+	switch {
+	case !found:
+		return err
+	case same:
+		Logger(ctx).Info("Retry claims the container its client gave up on", "container_id", id)
+		return errRetried{id}
+	}
+	s.removeUnclaimedContainer(id)
+	return s.Store.Containers.ReserveName(c.Name, c.ID)
 }

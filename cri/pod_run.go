@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,9 +38,15 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	if err := sandbox.ValidateSysctls(cfg.GetLinux().GetSysctls(), hostNetwork(&p), hostIPC(&p)); err != nil {
 		return nil, invalid("config.linux.sysctls", "%v", err)
 	}
-	if err := s.Store.Pods.ReserveName(p.Name, p.ID); err != nil {
+	if err := s.reservePodName(ctx, p, req); err != nil {
+		if id, ok := retriedPod(err); ok {
+			return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+		}
 		return nil, err
 	}
+	clientCtx := ctx
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	u := &undo{log: Logger(ctx)}
 	defer func() {
 		if err != nil {
@@ -85,6 +92,10 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	}
 	s.Store.Pods.Add(p.ID, p)
 	u.release()
+	if clientCtx.Err() != nil {
+		s.parkPod(ctx, p, req)
+		return nil, clientCtx.Err()
+	}
 	Logger(ctx).Info("Pod sandbox ready", "pod_sandbox_id", p.ID, "name", p.Name, "ips", p.IPs, "infra", p.InfraID != "")
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
 }
@@ -202,4 +213,34 @@ func (s *RuntimeServer) networkPod(p *store.Pod) network.Pod {
 		})
 	}
 	return np
+}
+
+// errRetried carries the ID of a parked pod that an identical retry claims.
+type errRetried struct{ id string }
+
+func (e errRetried) Error() string { return "retry of a parked create" }
+
+func retriedPod(err error) (string, bool) {
+	r, ok := err.(errRetried)
+	return r.id, ok
+}
+
+// reservePodName reserves the pod's name. If a pod whose client gave up
+// holds it, an identical request claims that pod (errRetried), and a
+// different one removes it first.
+func (s *RuntimeServer) reservePodName(ctx context.Context, p store.Pod, req *runtimeapi.RunPodSandboxRequest) error {
+	err := s.Store.Pods.ReserveName(p.Name, p.ID)
+	if !errors.Is(err, store.ErrNameInUse) {
+		return err
+	}
+	id, same, found := s.parking.claim("pod/"+p.Name, req)
+	switch {
+	case !found:
+		return err
+	case same:
+		Logger(ctx).Info("Retry claims the pod its client gave up on", "pod_sandbox_id", id)
+		return errRetried{id}
+	}
+	s.removeUnclaimedPod(id)
+	return s.Store.Pods.ReserveName(p.Name, p.ID)
 }

@@ -52,6 +52,7 @@ type RuntimeServer struct {
 	log *slog.Logger
 
 	streamer     Streamer
+	parking      parkingLot
 	oomClampOnce sync.Once
 }
 

@@ -89,6 +89,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() {
+		d.runtime.Close()
 		if err := d.parts.close(); err != nil {
 			d.log.Warn("Closing storage", "error", err)
 		}

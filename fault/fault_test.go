@@ -66,8 +66,8 @@ func TestPanicAndDelay(t *testing.T) {
 	in.Arm("d", Mode{Kind: Delay, Delay: time.Hour}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := in.Point(ctx, "d"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("a delay must end with its context: %v", err)
+	if err := in.Point(ctx, "d"); err != nil {
+		t.Fatalf("a delay ends with its context and lets the step go on: %v", err)
 	}
 }
 

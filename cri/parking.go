@@ -1,0 +1,146 @@
+package cri
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/arbor-cri/arbor/store"
+)
+
+// createTimeout bounds a create that goes on after its client gave up.
+const createTimeout = 4 * time.Minute
+
+// parkWindow is how long a finished create whose client went away waits
+// for the kubelet's identical retry before it is removed.
+const parkWindow = 2 * time.Minute
+
+// parkingLot keeps pods and containers whose create finished after the
+// client's deadline. The kubelet retries such a call with the same request;
+// the retry gets the finished object instead of a name conflict. A retry
+// that differs, or none within the window, removes the object.
+type parkingLot struct {
+	mu   sync.Mutex
+	cars map[string]*parkedCar // by kind and reserved name; guarded by mu
+}
+
+type parkedCar struct {
+	id      string
+	request []byte
+	timer   *time.Timer
+}
+
+func (l *parkingLot) park(key, id string, req proto.Message, expire func()) {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cars == nil {
+		l.cars = map[string]*parkedCar{}
+	}
+	l.cars[key] = &parkedCar{id: id, request: b, timer: time.AfterFunc(parkWindow, func() {
+		if l.take(key, id) {
+			expire()
+		}
+	})}
+}
+
+// claim takes the car parked under key. It reports the object's ID and
+// whether req is the same request that made it.
+func (l *parkingLot) claim(key string, req proto.Message) (id string, same, found bool) {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	car, ok := l.cars[key]
+	if !ok {
+		return "", false, false
+	}
+	car.timer.Stop()
+	delete(l.cars, key)
+	return car.id, bytes.Equal(car.request, b), true
+}
+
+// take removes the car of id under key, if it is still there.
+func (l *parkingLot) take(key, id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if car, ok := l.cars[key]; ok && car.id == id {
+		delete(l.cars, key)
+		return true
+	}
+	return false
+}
+
+// close stops the timers; parked objects stay, as real objects.
+func (l *parkingLot) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for key, car := range l.cars {
+		car.timer.Stop()
+		delete(l.cars, key)
+	}
+}
+
+// Close stops background work of the RuntimeServer.
+func (s *RuntimeServer) Close() { s.parking.close() }
+
+// detach returns a context for the work of a create: it carries the
+// request's values but not its cancellation, so a create the client gave
+// up on still finishes (and is parked), within createTimeout.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+}
+
+// parkPod keeps a pod whose client went away; unclaimed, it is removed.
+func (s *RuntimeServer) parkPod(ctx context.Context, p store.Pod, req proto.Message) {
+	Logger(ctx).Warn("Client gave up before the pod was ready; keeping it for a retry",
+		"pod_sandbox_id", p.ID, "window", parkWindow)
+	s.parking.park("pod/"+p.Name, p.ID, req, func() { s.removeUnclaimedPod(p.ID) })
+}
+
+// parkContainer keeps a container whose client went away.
+func (s *RuntimeServer) parkContainer(ctx context.Context, c store.Container, req proto.Message) {
+	Logger(ctx).Warn("Client gave up before the container was created; keeping it for a retry",
+		"container_id", c.ID, "window", parkWindow)
+	s.parking.park("container/"+c.Name, c.ID, req, func() { s.removeUnclaimedContainer(c.ID) })
+}
+
+func (s *RuntimeServer) removeUnclaimedPod(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	e, err := s.Store.Pods.Lookup(id)
+	if err != nil {
+		return
+	}
+	e.Op.Lock()
+	defer e.Op.Unlock()
+	if e.Removed() {
+		return
+	}
+	if err := s.removePod(ctx, e); err != nil {
+		s.log.Warn("Cannot remove unclaimed pod", "pod_sandbox_id", id, "error", err)
+		return
+	}
+	s.log.Info("Unclaimed pod removed", "pod_sandbox_id", id)
+}
+
+func (s *RuntimeServer) removeUnclaimedContainer(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	e, err := s.Store.Containers.Lookup(id)
+	if err != nil {
+		return
+	}
+	e.Op.Lock()
+	defer e.Op.Unlock()
+	if e.Removed() {
+		return
+	}
+	if err := s.removeContainer(ctx, e); err != nil {
+		s.log.Warn("Cannot remove unclaimed container", "container_id", id, "error", err)
+		return
+	}
+	s.log.Info("Unclaimed container removed", "container_id", id)
+}
