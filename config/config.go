@@ -9,7 +9,9 @@
 package config
 
 import (
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -28,6 +30,8 @@ type Config struct {
 	Runtime    Runtime    `toml:"runtime"`
 	Network    Network    `toml:"network"`
 	Stream     Stream     `toml:"stream"`
+	Metrics    Metrics    `toml:"metrics"`
+	Observe    Observe    `toml:"observe"`
 	Profile    Profile    `toml:"profile"`
 	Supervisor Supervisor `toml:"supervisor"`
 }
@@ -78,6 +82,29 @@ type Stream struct {
 	TLSKey      string   `toml:"tls_key" flag:"stream-tls-key" usage:"TLS key of the streaming server"`
 	TLSCA       string   `toml:"tls_ca" flag:"stream-tls-ca" usage:"CA that client certificates must be signed by; empty accepts any client"`
 	IdleTimeout Duration `toml:"idle_timeout" flag:"stream-idle-timeout" usage:"close a streaming session idle for this long"`
+}
+
+// Metrics configures the Prometheus endpoint, off by default.
+type Metrics struct {
+	Enable           bool   `toml:"enable" flag:"enable-metrics" usage:"serve Prometheus metrics"`
+	Host             string `toml:"host" flag:"metrics-host" usage:"address the metrics endpoint listens on (loopback unless allow_non_loopback)"`
+	Port             int    `toml:"port" flag:"metrics-port" usage:"port of the metrics endpoint"`
+	Socket           string `toml:"socket" flag:"metrics-socket" usage:"serve metrics on this unix socket instead of host:port"`
+	AllowNonLoopback bool   `toml:"allow_non_loopback" flag:"metrics-allow-non-loopback" usage:"let the metrics endpoint listen on a non-loopback address"`
+}
+
+// Address is where the metrics endpoint listens.
+func (m Metrics) Address() string {
+	if m.Socket != "" {
+		return m.Socket
+	}
+	return net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
+}
+
+// Observe configures stats and container events.
+type Observe struct {
+	StatsFsInterval Duration `toml:"stats_fs_interval" flag:"stats-fs-interval" usage:"how often the writable layers' disk usage is measured again for stats"`
+	EventsBuffer    int      `toml:"events_buffer" flag:"events-buffer" usage:"container events buffered per subscriber before a slow one is dropped"`
 }
 
 // Network configures CNI.
@@ -151,6 +178,8 @@ func Default() Config {
 			CNIPluginDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
 		},
 		Stream:  Stream{Address: "127.0.0.1", IdleTimeout: Duration(4 * time.Hour)},
+		Metrics: Metrics{Host: "127.0.0.1", Port: 9090},
+		Observe: Observe{StatsFsInterval: Duration(30 * time.Second), EventsBuffer: 1000},
 		Profile: Profile{Address: "127.0.0.1", Port: 6060},
 		Supervisor: Supervisor{
 			FailureThreshold: 5,

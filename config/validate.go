@@ -71,6 +71,15 @@ func (cfg *Config) problems() []problem {
 	}
 	c.positive("stream.idle_timeout", float64(cfg.Stream.IdleTimeout))
 
+	if cfg.Metrics.Port < 1 || cfg.Metrics.Port > 65535 {
+		c.add("metrics.port", "must be a port from 1 to 65535, got %d", cfg.Metrics.Port)
+	}
+	if ip := net.ParseIP(cfg.Metrics.Host); cfg.Metrics.Socket == "" && !cfg.Metrics.AllowNonLoopback && (ip == nil || !ip.IsLoopback()) {
+		c.add("metrics.host", "must be a loopback IP unless metrics.allow_non_loopback is set, got %q", cfg.Metrics.Host)
+	}
+	c.positive("observe.stats_fs_interval", float64(cfg.Observe.StatsFsInterval))
+	c.positive("observe.events_buffer", float64(cfg.Observe.EventsBuffer))
+
 	if net.ParseIP(cfg.Profile.Address) == nil {
 		c.add("profile.address", "must be an IP address, got %q", cfg.Profile.Address)
 	}

@@ -23,10 +23,19 @@ import (
 // panic into codes.Internal, maps domain errors to status codes, and logs
 // the call once (state-changing calls at Info, polling calls at Debug).
 type Boundary struct {
-	log    *slog.Logger
-	faults *fault.Injector
-	panics atomic.Int64
+	log      *slog.Logger
+	faults   *fault.Injector
+	panics   atomic.Int64
+	observer Observer
 }
+
+// Observer records each CRI call, for metrics.
+type Observer interface {
+	Observe(method string, took time.Duration, code string)
+}
+
+// SetObserver makes every call reported to o; call it before serving.
+func (b *Boundary) SetObserver(o Observer) { b.observer = o }
 
 // NewBoundary returns the interceptors' shared state.
 func NewBoundary(log *slog.Logger, faults *fault.Injector) *Boundary {
@@ -102,6 +111,9 @@ func (b *Boundary) recovered(log *slog.Logger, method string, r any) error {
 
 func (b *Boundary) logCall(log *slog.Logger, method string, took time.Duration, err error) {
 	code := status.Code(err)
+	if b.observer != nil {
+		b.observer.Observe(method, took, code.String())
+	}
 	attrs := []any{"latency_ms", float64(took.Microseconds()) / 1000, "code", code.String()}
 	switch {
 	case err != nil && code != codes.NotFound && code != codes.Unimplemented:

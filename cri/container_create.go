@@ -96,6 +96,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 		return nil, err
 	}
 	s.Store.Containers.Add(c.ID, c)
+	s.publish(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
 	u.release()
 	if clientCtx.Err() != nil {
 		s.parkContainer(ctx, c, req)

@@ -67,5 +67,6 @@ func (s *RuntimeServer) removeContainer(ctx context.Context, e *store.Entry[stor
 		return err
 	}
 	s.Store.Containers.Remove(c.ID, c.Name)
+	s.publish(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, c)
 	return nil
 }

@@ -39,6 +39,7 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 	if err := s.Store.SaveContainer(c); err != nil {
 		return nil, err
 	}
+	s.publish(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, c)
 	Logger(ctx).Info("Container started", "container_id", c.ID)
 	return &runtimeapi.StartContainerResponse{}, nil
 }

@@ -79,7 +79,11 @@ func (s *RuntimeServer) recordExit(e *store.Entry[store.Container]) (bool, error
 	if !changed {
 		return true, nil
 	}
-	return true, s.Store.SaveContainer(c)
+	if err := s.Store.SaveContainer(c); err != nil {
+		return true, err
+	}
+	s.publish(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, c)
+	return true, nil
 }
 
 // exitReason is OOMKilled when the container's memory cgroup counted an

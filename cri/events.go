@@ -1,5 +1,3 @@
-//go:build arbor_observe
-
 package cri
 
 import (

@@ -64,5 +64,6 @@ func (s *RuntimeServer) removePod(ctx context.Context, e *store.Entry[store.Pod]
 		return err
 	}
 	s.Store.Pods.Remove(p.ID, p.Name)
+	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, p)
 	return nil
 }

@@ -92,6 +92,8 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	}
 	s.Store.Pods.Add(p.ID, p)
 	u.release()
+	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, p)
+	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, p)
 	if clientCtx.Err() != nil {
 		s.parkPod(ctx, p, req)
 		return nil, clientCtx.Err()

@@ -69,5 +69,9 @@ func (s *RuntimeServer) stopPod(ctx context.Context, e *store.Entry[store.Pod]) 
 		p.Network, p.InfraID, p.InfraPid = false, "", 0
 		p.NS = store.Namespaces{}
 	})
-	return s.Store.SavePod(p)
+	if err := s.Store.SavePod(p); err != nil {
+		return err
+	}
+	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, p)
+	return nil
 }

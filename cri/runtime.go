@@ -12,6 +12,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/events"
 	"github.com/arbor-cri/arbor/fault"
 	"github.com/arbor-cri/arbor/images"
 	"github.com/arbor-cri/arbor/network"
@@ -39,6 +40,8 @@ type Deps struct {
 	Faults  *fault.Injector
 	// RunRoot holds the pods' and containers' volatile folders.
 	RunRoot string
+	Stats   StatsSource
+	Events  *events.ContainerBroker
 	// PauseCommand overrides the pause image's entrypoint when set.
 	PauseCommand []string
 }

@@ -23,10 +23,13 @@ import (
 
 	"github.com/arbor-cri/arbor/config"
 	"github.com/arbor-cri/arbor/cri"
+	"github.com/arbor-cri/arbor/events"
 	"github.com/arbor-cri/arbor/fault"
 	"github.com/arbor-cri/arbor/services/exitmonitor"
 	"github.com/arbor-cri/arbor/services/listener"
+	"github.com/arbor-cri/arbor/services/metrics"
 	"github.com/arbor-cri/arbor/services/stream"
+	"github.com/arbor-cri/arbor/stats"
 	"github.com/arbor-cri/arbor/supervisor"
 	"github.com/arbor-cri/arbor/version"
 )
@@ -43,17 +46,20 @@ type Options struct {
 
 // Daemon is one run of Arbor.
 type Daemon struct {
-	opts     Options
-	log      *slog.Logger
-	cfg      atomic.Pointer[config.Config]
-	faults   *fault.Injector
-	tree     *supervisor.Tree
-	boundary *cri.Boundary
-	parts    *runtimeParts
-	runtime  *cri.RuntimeServer
-	imageSrv *cri.ImageServer
-	stream   *stream.Service
-	ready    sync.Once
+	opts      Options
+	log       *slog.Logger
+	cfg       atomic.Pointer[config.Config]
+	faults    *fault.Injector
+	tree      *supervisor.Tree
+	boundary  *cri.Boundary
+	parts     *runtimeParts
+	runtime   *cri.RuntimeServer
+	imageSrv  *cri.ImageServer
+	stream    *stream.Service
+	ready     sync.Once
+	collector *stats.Collector
+	metrics   *metrics.Metrics
+	events    *events.ContainerBroker
 }
 
 // New returns a daemon for the loaded configuration.
@@ -119,6 +125,10 @@ func (d *Daemon) openServices(cfg *config.Config) error {
 		return err
 	}
 	d.parts = parts
+	d.collector = stats.NewCollector(stats.Options{
+		Layers: stats.StorageLayers{Store: parts.images.Store()}, FsInterval: cfg.Observe.StatsFsInterval.Std(),
+	}, d.log.With("component", "stats"))
+	d.events = events.NewContainerBroker(cfg.Observe.EventsBuffer, d.log.With("component", "events"))
 	d.runtime = cri.NewRuntimeServer(cri.RuntimeInfo{
 		Version:  version.Get().Version,
 		Handlers: handlerNames(cfg),
@@ -126,6 +136,7 @@ func (d *Daemon) openServices(cfg *config.Config) error {
 	}, cri.Deps{
 		Images: parts.images, OCI: parts.oci, Network: parts.network, Store: parts.store,
 		Host: parts.host, Faults: d.faults, RunRoot: cfg.RunRoot, PauseCommand: pauseCommand(cfg),
+		Stats: d.collector, Events: d.events,
 	}, d.log.With("component", "runtime"))
 	d.imageSrv = cri.NewImageServer(parts.images, d.log.With("component", "images"))
 	st := cfg.Stream
@@ -138,6 +149,16 @@ func (d *Daemon) openServices(cfg *config.Config) error {
 		return fmt.Errorf("setting up the streaming server: %w", err)
 	}
 	d.runtime.SetStreamer(d.stream)
+	if cfg.Metrics.Enable {
+		d.metrics, err = metrics.New(metrics.Config{
+			Address: cfg.Metrics.Address(), AllowNonLoopback: cfg.Metrics.AllowNonLoopback,
+			States: func() []supervisor.ServiceState { return d.tree.States().Snapshot() }, Events: d.events,
+		}, d.log.With("component", "metrics"))
+		if err != nil {
+			parts.close()
+			return fmt.Errorf("setting up metrics: %w", err)
+		}
+	}
 	if err := d.restore(d.runtime); err != nil {
 		parts.close()
 		return err
@@ -154,6 +175,9 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 		Backoff: sv.FailureBackoff.Std(), StopTimeout: sv.StopTimeout.Std(),
 	}, d.faults)
 	d.boundary = cri.NewBoundary(d.log.With("component", "cri"), d.faults)
+	if d.metrics != nil {
+		d.boundary.SetObserver(d.metrics)
+	}
 
 	core := d.tree.Domain("core")
 	core.Add(listener.New(listener.Config{
@@ -173,6 +197,10 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 	monitors.Add(exitmonitor.New(filepath.Join(cfg.RunRoot, "exits"), d.runtime.ContainerExited,
 		d.log.With("component", "exit-monitor")))
 	monitors.Add(d.parts.network)
+	monitors.Add(d.collector)
+	if d.metrics != nil {
+		d.tree.Domain("metrics").Add(d.metrics)
+	}
 	if cfg.Profile.Enable {
 		d.tree.Domain("debug").Add(&profileServer{addr: fmt.Sprintf("%s:%d", cfg.Profile.Address, cfg.Profile.Port), log: d.log})
 	}
@@ -206,6 +234,7 @@ func (d *Daemon) onServe() {
 // order, each with its timeout, then the root.
 func (d *Daemon) stop(cancelTree context.CancelFunc, treeDone <-chan error) {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	d.events.Close()
 	start := time.Now()
 	if stuck := d.tree.Stop(); len(stuck) > 0 {
 		d.log.Error("Services stuck at stop", "services", stuck)

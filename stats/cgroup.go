@@ -1,0 +1,174 @@
+// Package stats reads the resource usage of containers and pods: CPU,
+// memory, process and PSI counters from cgroup v1 or v2 (cgroupfs paths),
+// the interface counters of a pod's network namespace and the disk usage
+// of a container's writable layer. Collector is the long-running service
+// that caches the expensive parts (disk usage) and keeps the previous CPU
+// sample of every container and pod, so that the kubelet's frequent CRI
+// stats calls stay cheap and can report a CPU rate.
+package stats
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrNoCgroup means the cgroup does not exist (the container is not
+// running, or was never started).
+var ErrNoCgroup = errors.New("cgroup does not exist")
+
+// DefaultRoot is where cgroup hierarchies are mounted.
+const DefaultRoot = "/sys/fs/cgroup"
+
+// Layout says where the controllers this package reads are mounted.
+type Layout struct {
+	// V2 is true when Root is a unified cgroup2 hierarchy.
+	V2   bool
+	Root string
+	// Controllers maps a v1 controller (cpuacct, memory, pids) to its
+	// hierarchy's mount point.
+	Controllers map[string]string
+	// Unified is the hybrid cgroup2 mount of a v1 host ("" when none); PSI
+	// is read from it.
+	Unified string
+}
+
+// v1Candidates are the mount folder names a v1 controller may have.
+var v1Candidates = map[string][]string{
+	"cpuacct": {"cpuacct", "cpu,cpuacct", "cpuacct,cpu"},
+	"memory":  {"memory"},
+	"pids":    {"pids"},
+}
+
+// DetectLayout inspects the cgroup mounts under root.
+func DetectLayout(root string) Layout {
+	if exists(filepath.Join(root, "cgroup.controllers")) {
+		return Layout{V2: true, Root: root}
+	}
+	l := Layout{Root: root, Controllers: map[string]string{}}
+	for ctrl, names := range v1Candidates {
+		for _, n := range names {
+			if dir := filepath.Join(root, n); exists(filepath.Join(dir, "cgroup.procs")) {
+				l.Controllers[ctrl] = dir
+				break
+			}
+		}
+	}
+	if u := filepath.Join(root, "unified"); exists(filepath.Join(u, "cgroup.controllers")) {
+		l.Unified = u
+	}
+	return l
+}
+
+// Cgroup is one reading of a cgroup's counters. Fields the kernel does not
+// offer stay zero; a nil PSI means the kernel reports none.
+type Cgroup struct {
+	Timestamp time.Time
+	CPU       CPU
+	Memory    Memory
+	// Pids is the number of tasks (pids.current); HasPids says it was read.
+	Pids    uint64
+	HasPids bool
+	IOPSI   *PSI
+}
+
+// CPU counters, in nanoseconds of CPU time since the cgroup was made.
+type CPU struct {
+	UsageNs  uint64
+	UserNs   uint64
+	SystemNs uint64
+	PSI      *PSI
+}
+
+// Memory counters in bytes, and page fault counts.
+type Memory struct {
+	Usage uint64
+	// WorkingSet is Usage less inactive file pages, as cAdvisor computes it.
+	WorkingSet uint64
+	// RSS is anonymous and swap cache memory.
+	RSS         uint64
+	Cache       uint64
+	Swap        uint64
+	MaxUsage    uint64
+	PageFaults  uint64
+	MajorFaults uint64
+	// Limit is 0 when there is none.
+	Limit    uint64
+	OOMKills uint64
+	PSI      *PSI
+}
+
+// PSI is a pressure stall reading of one resource.
+type PSI struct {
+	Some, Full PSIData
+}
+
+// PSIData is one line of a pressure file; Total is in nanoseconds.
+type PSIData struct {
+	Total                uint64
+	Avg10, Avg60, Avg300 float64
+}
+
+// Read reads the cgroup at the cgroupfs path (for example
+// "/kubepods/pod1/arbor-<id>"). A cgroup that does not exist is
+// ErrNoCgroup.
+func (l Layout) Read(path string) (Cgroup, error) {
+	rel, err := cleanPath(path)
+	if err != nil {
+		return Cgroup{}, err
+	}
+	cg := Cgroup{Timestamp: time.Now()}
+	if l.V2 {
+		err = readV2(filepath.Join(l.Root, rel), &cg)
+	} else {
+		err = l.readV1(rel, &cg)
+	}
+	if err != nil {
+		return Cgroup{}, fmt.Errorf("reading cgroup %s: %w", path, err)
+	}
+	return cg, nil
+}
+
+// cleanPath makes a cgroupfs path relative, refusing "..".
+func cleanPath(path string) (string, error) {
+	for _, part := range strings.Split(path, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("cgroup path %q: contains ..", path)
+		}
+	}
+	return strings.TrimPrefix(filepath.Clean("/"+path), "/"), nil
+}
+
+// readPSI reads the pressure files of resource (cpu, memory, io) in dir;
+// nil when the kernel has none there.
+func readPSI(dir, resource string) *PSI {
+	data, err := os.ReadFile(filepath.Join(dir, resource+".pressure"))
+	if err != nil {
+		return nil
+	}
+	p, err := ParsePSI(string(data))
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// requireDir maps a missing cgroup folder to ErrNoCgroup.
+func requireDir(dir string) error {
+	if _, err := os.Stat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return ErrNoCgroup
+		}
+		return err
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,116 @@
+package stats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"go.podman.io/storage"
+)
+
+// DiskUsage is the space taken under a folder.
+type DiskUsage struct {
+	Timestamp time.Time
+	// Mountpoint names the file system holding the folder, as the CRI's
+	// FilesystemIdentifier does.
+	Mountpoint string
+	// Bytes is the allocated size (blocks) of the files; Inodes counts
+	// distinct inodes.
+	Bytes, Inodes uint64
+}
+
+// Usage walks dir like du: allocated blocks of each distinct inode, not
+// crossing into other file systems. Files that vanish during the walk are
+// skipped.
+func Usage(ctx context.Context, dir string) (DiskUsage, error) {
+	var root syscall.Stat_t
+	if err := syscall.Stat(dir, &root); err != nil {
+		return DiskUsage{}, fmt.Errorf("measuring %s: %w", dir, err)
+	}
+	u := DiskUsage{Timestamp: time.Now()}
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return skipVanished(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return count(d, root.Dev, seen, &u)
+	})
+	if err != nil {
+		return DiskUsage{}, fmt.Errorf("measuring %s: %w", dir, err)
+	}
+	return u, nil
+}
+
+// count adds one entry to u unless its inode was seen or it lies on
+// another device.
+func count(d fs.DirEntry, dev uint64, seen map[uint64]bool, u *DiskUsage) error {
+	fi, err := d.Info()
+	if err != nil {
+		return skipVanished(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if st.Dev != dev {
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	}
+	if !seen[st.Ino] {
+		seen[st.Ino] = true
+		u.Inodes++
+		u.Bytes += uint64(st.Blocks) * 512
+	}
+	return nil
+}
+
+func skipVanished(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// LayerFinder locates a container's writable layer.
+type LayerFinder interface {
+	// WritableLayer returns the folder holding the container's own
+	// changes and the mount point that identifies its file system.
+	WritableLayer(containerID string) (dir, mountpoint string, err error)
+}
+
+// StorageLayers finds writable layers in containers/storage: the layer's
+// upper ("diff") folder for overlay, the layer folder for vfs.
+type StorageLayers struct {
+	Store storage.Store
+}
+
+// WritableLayer implements LayerFinder; the mount point is the storage
+// graph root, as ImageFsInfo reports it.
+func (s StorageLayers) WritableLayer(id string) (string, string, error) {
+	c, err := s.Store.Container(id)
+	if err != nil {
+		return "", "", fmt.Errorf("finding storage container %s: %w", id, err)
+	}
+	root := s.Store.GraphRoot()
+	if d, err := s.Store.GraphDriver(); err == nil {
+		if md, err := d.Metadata(c.LayerID); err == nil && md["UpperDir"] != "" {
+			return md["UpperDir"], root, nil
+		}
+	}
+	switch s.Store.GraphDriverName() {
+	case "overlay":
+		return filepath.Join(root, "overlay", c.LayerID, "diff"), root, nil
+	case "vfs":
+		return filepath.Join(root, "vfs", "dir", c.LayerID), root, nil
+	}
+	return "", "", fmt.Errorf("finding writable layer of %s: graph driver %s is not supported", id, s.Store.GraphDriverName())
+}
