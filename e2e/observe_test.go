@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestStatsAndEvents(t *testing.T) {
+	pt := newPodTest(t)
+	ctx, cancel := context.WithCancel(pt.ctx)
+	defer cancel()
+	events, err := pt.cri.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan *runtimeapi.ContainerEventResponse, 100)
+	go func() {
+		for {
+			ev, err := events.Recv()
+			if err != nil {
+				close(seen)
+				return
+			}
+			seen <- ev
+		}
+	}()
+
+	pod := pt.podConfig("observed")
+	podID := pt.runPod(pod)
+	id := pt.createAndStart(podID, pod, pt.ctrConfig("busy", "head -c 20000000 /dev/zero > /tmp/fill; sleep 3600"))
+	waitFor(t, "container stats with memory and disk use", func() bool {
+		st, err := pt.cri.ContainerStats(pt.ctx, &runtimeapi.ContainerStatsRequest{ContainerId: id})
+		return err == nil && st.GetStats().GetMemory().GetWorkingSetBytes().GetValue() > 0 &&
+			st.GetStats().GetCpu().GetUsageCoreNanoSeconds().GetValue() > 0
+	})
+	out := crictl(t, pt.d, "stats", "-o", "json", id)
+	if !strings.Contains(out, id) || !strings.Contains(out, "workingSetBytes") {
+		t.Errorf("crictl stats:\n%s", out)
+	}
+	if out := crictl(t, pt.d, "statsp", "-o", "json", podID); !strings.Contains(out, podID) {
+		t.Errorf("crictl statsp:\n%s", out)
+	}
+	if _, err := pt.cri.ContainerStats(pt.ctx, &runtimeapi.ContainerStatsRequest{ContainerId: "feedbeef"}); err == nil || !strings.Contains(err.Error(), "NotFound") {
+		t.Errorf("stats of an unknown container: %v", err)
+	}
+
+	if _, err := pt.cri.StopContainer(pt.ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pt.cri.RemoveContainer(pt.ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[runtimeapi.ContainerEventType]bool{}
+	deadline := time.After(10 * time.Second)
+	for len(want) < 4 {
+		select {
+		case ev, ok := <-seen:
+			if !ok {
+				t.Fatal("event stream ended")
+			}
+			if ev.GetContainerId() == id {
+				want[ev.GetContainerEventType()] = true
+			}
+		case <-deadline:
+			t.Fatalf("events seen for the container: %v", want)
+		}
+	}
+	cancel()
+	pt.finish()
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	port := freePort(t)
+	pt := newPodTest(t, "--enable-metrics", "--metrics-port", strconv.Itoa(port))
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	before := metricValue(t, url, `arbor_cri_operations_total{method="Version"}`)
+	for range 3 {
+		crictl(t, pt.d, "version")
+	}
+	if after := metricValue(t, url, `arbor_cri_operations_total{method="Version"}`); after < before+3 {
+		t.Errorf("Version counter went from %v to %v after 3 calls", before, after)
+	}
+	restarts := metricValue(t, url, `arbor_service_restarts_total{domain="stream",service="stream"}`)
+	if err := pt.d.Fault("stream", "panic", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restart counter to rise", func() bool {
+		return metricValue(t, url, `arbor_service_restarts_total{domain="stream",service="stream"}`) > restarts
+	})
+	pt.finish()
+}
+
+// metricValue scrapes url and returns the value of the series named
+// exactly by series (0 when absent).
+func metricValue(t *testing.T, url, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` ([0-9.e+]+)$`)
+	m := re.FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
