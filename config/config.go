@@ -41,6 +41,8 @@ type Config struct {
 type Storage struct {
 	Driver  string   `toml:"driver" flag:"storage-driver" usage:"storage driver: overlay (falls back to vfs when overlay cannot mount) or vfs"`
 	Options []string `toml:"options" flag:"storage-opt" usage:"storage driver options, such as overlay.mountopt=nodev"`
+	// WipeImagesOnUpgrade removes unused images when the version changed.
+	WipeImagesOnUpgrade bool `toml:"wipe_images_on_upgrade" flag:"wipe-images-on-upgrade" usage:"remove every unused image when the daemon's version changed since its last run"`
 }
 
 // Image configures pulling and the pause image.

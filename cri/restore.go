@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,14 +30,26 @@ type RestoreReport struct {
 	Undone     int // creates that a crash interrupted, undone
 	Finished   int // removes that a crash interrupted, finished
 	Orphans    int // leftovers that belonged to no record, removed
+	Wiped      int // objects removed because the node rebooted
+	Images     int // images removed because the version changed
 	Failed     int // objects that could not be cleaned up (logged)
+}
+
+// RestoreOptions say what the start-up found out about the node.
+type RestoreOptions struct {
+	// Rebooted means the node restarted since the last run: every container
+	// process is gone, so every pod and container is removed.
+	Rebooted bool
+	// WipeImages removes every image no container uses (after an upgrade,
+	// when configured).
+	WipeImages bool
 }
 
 // Restore loads the records of an earlier run (LIFECYCLE step 8): ready
 // objects come back with their real state, half-made ones are undone,
 // half-removed ones are finished, and leftovers that belong to no record
 // are removed. It runs in parallel and under a deadline.
-func (s *RuntimeServer) Restore(ctx context.Context) (RestoreReport, error) {
+func (s *RuntimeServer) Restore(ctx context.Context, opts RestoreOptions) (RestoreReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
 	pods, ctrs, bad, err := s.Store.LoadRecords()
@@ -50,6 +63,9 @@ func (s *RuntimeServer) Restore(ctx context.Context) (RestoreReport, error) {
 	var mu sync.Mutex
 	count := func(f func(*RestoreReport)) { mu.Lock(); f(&rep); mu.Unlock() }
 
+	if opts.Rebooted {
+		s.wipeRecords(ctx, pods, ctrs, count)
+	}
 	parallel(ctx, values(pods), func(ctx context.Context, p *store.Pod) { s.restorePod(ctx, p, count) })
 	parallel(ctx, values(ctrs), func(ctx context.Context, c *store.Container) { s.restoreContainer(ctx, c, count) })
 	for _, o := range s.findOrphans(ctx) {
@@ -60,6 +76,66 @@ func (s *RuntimeServer) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 		s.log.Info("Leftover removed", "kind", o.Kind, "id", o.ID, "path", o.Path)
 		rep.Orphans++
+	}
+	if opts.WipeImages {
+		rep.Images = s.wipeUnusedImages(ctx)
+	}
+	return rep, nil
+}
+
+// wipeRecords removes every pod and container after a reboot, and empties
+// the maps so that restore finds nothing left to bring back.
+func (s *RuntimeServer) wipeRecords(ctx context.Context, pods map[string]*store.Pod, ctrs map[string]*store.Container, count func(func(*RestoreReport))) {
+	parallel(ctx, values(ctrs), func(ctx context.Context, c *store.Container) {
+		s.countCleanup(s.cleanupContainer(ctx, c), "container", c.ID, count)
+	})
+	parallel(ctx, values(pods), func(ctx context.Context, p *store.Pod) {
+		s.countCleanup(s.cleanupPod(ctx, p), "pod", p.ID, count)
+	})
+	clear(pods)
+	clear(ctrs)
+}
+
+func (s *RuntimeServer) countCleanup(err error, kind, id string, count func(func(*RestoreReport))) {
+	if err != nil {
+		s.log.Warn("Cannot remove after reboot", "kind", kind, "id", id, "error", err)
+		count(func(r *RestoreReport) { r.Failed++ })
+		return
+	}
+	count(func(r *RestoreReport) { r.Wiped++ })
+}
+
+// wipeUnusedImages removes every image that no container uses and that is
+// not pinned, and returns how many it removed.
+func (s *RuntimeServer) wipeUnusedImages(ctx context.Context) int {
+	imgs, err := s.Images.List(ctx, "")
+	if err != nil {
+		s.log.Warn("Cannot list images to wipe", "error", err)
+		return 0
+	}
+	n := 0
+	for _, img := range imgs {
+		if img.Pinned {
+			continue
+		}
+		if err := s.Images.Remove(ctx, img.ID); err != nil {
+			s.log.Info("Image kept", "image", img.ID, "reason", err)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// Wipe removes every pod, container and image, for `arbor wipe` on a node
+// whose daemon is stopped.
+func (s *RuntimeServer) Wipe(ctx context.Context) (RestoreReport, error) {
+	rep, err := s.Restore(ctx, RestoreOptions{Rebooted: true})
+	if err != nil {
+		return rep, err
+	}
+	if err := s.Images.Store().Wipe(); err != nil {
+		return rep, fmt.Errorf("wiping storage: %w", err)
 	}
 	return rep, nil
 }

@@ -91,7 +91,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer lock.Close()
 	setThreadLimit(d.log)
 
-	if err := d.openServices(cfg); err != nil {
+	if err := d.openServices(cfg, readBootState(cfg, d.log)); err != nil {
 		return err
 	}
 	defer func() {
@@ -119,7 +119,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // openServices opens the runtime's parts, builds the CRI services and
 // restores what an earlier run left.
-func (d *Daemon) openServices(cfg *config.Config) error {
+func (d *Daemon) openServices(cfg *config.Config, boot bootState) error {
 	parts, err := openRuntime(cfg, d.log)
 	if err != nil {
 		return err
@@ -159,9 +159,14 @@ func (d *Daemon) openServices(cfg *config.Config) error {
 			return fmt.Errorf("setting up metrics: %w", err)
 		}
 	}
-	if err := d.restore(d.runtime); err != nil {
+	opts := cri.RestoreOptions{Rebooted: boot.rebooted, WipeImages: boot.upgraded && cfg.Storage.WipeImagesOnUpgrade}
+	if err := d.restore(d.runtime, opts); err != nil {
 		parts.close()
 		return err
+	}
+	if err := writeVersionFiles(cfg); err != nil {
+		parts.close()
+		return fmt.Errorf("writing version files: %w", err)
 	}
 	return nil
 }

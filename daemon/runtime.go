@@ -105,17 +105,39 @@ func handlerNames(cfg *config.Config) []string {
 }
 
 // restore brings back what an earlier run made (LIFECYCLE step 8).
-func (d *Daemon) restore(rt *cri.RuntimeServer) error {
+func (d *Daemon) restore(rt *cri.RuntimeServer, opts cri.RestoreOptions) error {
 	start := time.Now()
-	rep, err := rt.Restore(context.Background())
+	rep, err := rt.Restore(context.Background(), opts)
 	if err != nil {
 		return fmt.Errorf("restoring: %w", err)
 	}
 	d.log.Info("Restored", "pods", rep.Pods, "containers", rep.Containers, "undone", rep.Undone,
-		"finished", rep.Finished, "leftovers_removed", rep.Orphans, "failed", rep.Failed,
+		"finished", rep.Finished, "leftovers_removed", rep.Orphans, "wiped", rep.Wiped, "images_wiped", rep.Images,
+		"failed", rep.Failed,
 		"took", time.Since(start).Round(time.Microsecond))
 	return nil
 }
 
 // pauseCommand splits the configured pause command into argv.
 func pauseCommand(cfg *config.Config) []string { return strings.Fields(cfg.Image.PauseCommand) }
+
+// Wipe removes every pod, container and image the configuration's
+// folders hold, for `arbor wipe`. It refuses to run while a daemon holds
+// the run root.
+func Wipe(ctx context.Context, cfg *config.Config, log *slog.Logger) (cri.RestoreReport, error) {
+	lock, err := lockRunRoot(cfg.RunRoot)
+	if err != nil {
+		return cri.RestoreReport{}, err
+	}
+	defer lock.Close()
+	parts, err := openRuntime(cfg, log)
+	if err != nil {
+		return cri.RestoreReport{}, err
+	}
+	defer parts.close()
+	rt := cri.NewRuntimeServer(cri.RuntimeInfo{}, cri.Deps{
+		Images: parts.images, OCI: parts.oci, Network: parts.network, Store: parts.store,
+		Host: parts.host, RunRoot: cfg.RunRoot,
+	}, log)
+	return rt.Wipe(ctx)
+}

@@ -44,10 +44,33 @@ func lockRunRoot(runRoot string) (*os.File, error) {
 	return f, nil
 }
 
+// bootState is what the version files tell about the node.
+type bootState struct {
+	rebooted bool // the volatile file is gone but the persistent one is there
+	upgraded bool // the persistent file names another version
+}
+
+// readBootState compares the version files with the running version.
+func readBootState(cfg *config.Config, log *slog.Logger) bootState {
+	var st bootState
+	old, err := os.ReadFile(cfg.PersistentVersionFile())
+	if err != nil {
+		return st // first start on this node: nothing to wipe
+	}
+	if _, err := os.Stat(cfg.VolatileVersionFile()); errors.Is(err, fs.ErrNotExist) {
+		st.rebooted = true
+		log.Warn("The node rebooted since the last run: its containers are gone", "file", cfg.VolatileVersionFile())
+	}
+	if prev, cur := strings.TrimSpace(string(old)), version.Get().Version; prev != cur {
+		st.upgraded = true
+		log.Info("Version changed since the last run", "previous", prev, "current", cur)
+	}
+	return st
+}
+
 // prepare does the start-up work that must happen before any service runs:
-// the lock, the folders, a check that nobody serves the socket, the
-// clean-shutdown marker and the version files. It returns whether the last
-// stop was clean.
+// the lock, the folders, a check that nobody serves the socket and the
+// clean-shutdown marker. It returns whether the last stop was clean.
 func prepare(cfg *config.Config, log *slog.Logger) (lock *os.File, clean bool, err error) {
 	lock, err = lockRunRoot(cfg.RunRoot)
 	if err != nil {
@@ -73,9 +96,6 @@ func prepare(cfg *config.Config, log *slog.Logger) (lock *os.File, clean bool, e
 	if !clean {
 		log.Warn("Last stop was not clean", "marker", cfg.CleanShutdownFile())
 	}
-	if err := writeVersionFiles(cfg, log); err != nil {
-		return nil, false, err
-	}
 	return lock, clean, nil
 }
 
@@ -98,16 +118,11 @@ func writeCleanShutdownMarker(path string) error {
 }
 
 // writeVersionFiles records the running version on tmpfs (a missing file
-// there means the node rebooted) and in the persistent root (an older
-// version there means an upgrade), logging what it finds.
-func writeVersionFiles(cfg *config.Config, log *slog.Logger) error {
+// there means the node rebooted) and in the persistent root (another
+// version there means an upgrade). It runs after restore, so that a crash
+// during restore finds the same state again.
+func writeVersionFiles(cfg *config.Config) error {
 	v := version.Get().Version
-	if _, err := os.Stat(cfg.VolatileVersionFile()); errors.Is(err, fs.ErrNotExist) {
-		log.Info("No volatile version file: first start since boot", "file", cfg.VolatileVersionFile())
-	}
-	if old, err := os.ReadFile(cfg.PersistentVersionFile()); err == nil && strings.TrimSpace(string(old)) != v {
-		log.Info("Version changed since last run", "previous", strings.TrimSpace(string(old)), "current", v)
-	}
 	for _, f := range []string{cfg.VolatileVersionFile(), cfg.PersistentVersionFile()} {
 		if err := writeFileSync(f, []byte(v+"\n")); err != nil {
 			return fmt.Errorf("writing version file: %w", err)

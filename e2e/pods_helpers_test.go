@@ -22,14 +22,15 @@ type podTest struct {
 	cri    *harness.Client
 	env    *harness.Env
 	ctx    context.Context
-	cgroup string // cgroup parent of the test's pods, marked for the leak check
+	cgroup string   // cgroup parent of the test's pods, marked for the leak check
+	args   []string // daemon flags, kept for restarts
 }
 
 func newPodTest(t *testing.T, args ...string) *podTest {
 	t.Helper()
 	env := sharedEnv(t)
 	d := harness.Start(t, harness.Options{Shared: env, Args: args})
-	pt := &podTest{t: t, d: d, cri: d.Client(t), env: env, ctx: context.Background(),
+	pt := &podTest{t: t, d: d, cri: d.Client(t), env: env, ctx: context.Background(), args: args,
 		cgroup: "/" + harness.TestMarker + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))}
 	t.Cleanup(pt.removePods) // a failed test still leaves nothing behind
 	pt.pull(fixture.RefBusybox)

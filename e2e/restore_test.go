@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,7 +21,7 @@ import (
 func (pt *podTest) restart(t *testing.T) time.Duration {
 	t.Helper()
 	start := time.Now()
-	d, err := harness.Launch(pt.t, harness.Options{Shared: pt.env, Dir: pt.d.Dir})
+	d, err := harness.Launch(pt.t, harness.Options{Shared: pt.env, Dir: pt.d.Dir, Args: pt.args})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +183,63 @@ func TestCrashAtFaultPoints(t *testing.T) {
 			pt.removePods()
 			checkNoLeaks(t, pt)
 		})
+	}
+	pt.finish()
+}
+
+// TestSimulatedRebootAndUpgrade removes the volatile version file and the
+// container processes (what a reboot does) and checks that the restarted
+// daemon removes every pod and container, leaving nothing; then writes an
+// older persistent version and checks that unused images are wiped.
+func TestSimulatedRebootAndUpgrade(t *testing.T) {
+	pt := newPodTest(t, "--wipe-images-on-upgrade")
+	pod := pt.podConfig("rebooted")
+	podID := pt.runPod(pod)
+	id := pt.createAndStart(podID, pod, pt.ctrConfig("c", "sleep 3600"))
+	pid := containerPid(t, pt.d, id)
+	if err := pt.d.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pt.d.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The reboot: processes and the tmpfs version file are gone.
+	for _, p := range append(harness.ProcessesMatching(pt.d.Dir), fmt.Sprint(pid)) {
+		if n, err := strconv.Atoi(strings.Fields(p)[0]); err == nil {
+			_ = syscall.Kill(n, syscall.SIGKILL)
+		}
+	}
+	if err := os.Remove(filepath.Join(pt.d.RunRoot, "version")); err != nil {
+		t.Fatal(err)
+	}
+	pt.restart(t)
+	if err := pt.d.WaitLog("The node rebooted", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPods(t, pt); n != 0 {
+		t.Fatalf("%d pods survived a reboot", n)
+	}
+	checkNoLeaks(t, pt)
+
+	// The upgrade: an older version in the persistent file.
+	if err := pt.d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := pt.d.Wait(20 * time.Second); err != nil || code != 0 {
+		t.Fatalf("stop: %d %v", code, err)
+	}
+	if err := os.WriteFile(filepath.Join(pt.d.Root, "version"), []byte("0.0.1-old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pt.restart(t)
+	imgs, err := pt.cri.ListImages(pt.ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs.GetImages() {
+		if !img.GetPinned() {
+			t.Errorf("unused image %v survived the upgrade wipe", img.GetRepoTags())
+		}
 	}
 	pt.finish()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/arbor-cri/arbor/config"
+	"github.com/arbor-cri/arbor/daemon"
 	"github.com/arbor-cri/arbor/version"
 )
 
@@ -45,6 +46,27 @@ func versionCommand() *cli.Command {
 				return enc.Encode(v)
 			}
 			fmt.Printf("arbor version %s\ncommit: %s\ngo: %s\n", v.Version, v.Commit, v.GoVersion)
+			return nil
+		},
+	}
+}
+
+func wipeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "wipe",
+		Usage: "remove every pod, container and image (the daemon must be stopped)",
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			ld, err := loadValid(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			log := newLogger(ld.Config.LogFormat, levelVar(ld.Config.LogLevel))
+			rep, err := daemon.Wipe(ctx, &ld.Config, log)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("removed %d pods and containers, %d leftovers; %d could not be removed\n",
+				rep.Wiped, rep.Orphans, rep.Failed)
 			return nil
 		},
 	}

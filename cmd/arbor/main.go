@@ -58,6 +58,7 @@ func newApp() *cli.Command {
 			configCommand(),
 			versionCommand(),
 			statusCommand(),
+			wipeCommand(),
 			manCommand(),
 		},
 	}

@@ -22,8 +22,7 @@ func runDaemon(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	level := new(slog.LevelVar)
-	level.Set(daemon.ParseLevel(ld.Config.LogLevel))
+	level := levelVar(ld.Config.LogLevel)
 	log := newLogger(ld.Config.LogFormat, level)
 	slog.SetDefault(log)
 	if text, err := toml.Marshal(ld.Config); err == nil {
@@ -41,4 +40,10 @@ func runDaemon(ctx context.Context, cmd *cli.Command) error {
 		return cli.Exit("arbor: "+err.Error(), 1)
 	}
 	return nil
+}
+
+func levelVar(name string) *slog.LevelVar {
+	level := new(slog.LevelVar)
+	level.Set(daemon.ParseLevel(name))
+	return level
 }
