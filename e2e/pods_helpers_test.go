@@ -32,6 +32,7 @@ func newPodTest(t *testing.T, args ...string) *podTest {
 	d := harness.Start(t, harness.Options{Shared: env, Args: args})
 	pt := &podTest{t: t, d: d, cri: d.Client(t), env: env, ctx: context.Background(), args: args,
 		cgroup: "/" + harness.TestMarker + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))}
+	harness.RememberCgroup(pt.cgroup)
 	t.Cleanup(pt.removePods) // a failed test still leaves nothing behind
 	pt.pull(fixture.RefBusybox)
 	return pt

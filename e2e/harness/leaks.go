@@ -16,9 +16,18 @@ import (
 const TestMarker = "arbor-e2e-"
 
 var (
-	madeMu sync.Mutex
-	made   []string // folders this process's daemons used
+	madeMu  sync.Mutex
+	made    []string // folders this process's daemons used
+	cgroups []string // cgroup parents this process's tests used
 )
+
+// RememberCgroup records a cgroup parent a test gives its pods, so that
+// HostLeaks checks it at the end.
+func RememberCgroup(parent string) {
+	madeMu.Lock()
+	defer madeMu.Unlock()
+	cgroups = append(cgroups, strings.TrimPrefix(parent, "/"))
+}
 
 func remember(dir string) {
 	madeMu.Lock()
@@ -27,11 +36,12 @@ func remember(dir string) {
 }
 
 // HostLeaks lists mounts and processes under the folders of the daemons
-// this test process ran, and cgroup folders with the test marker, that
-// are still there; empty means none.
+// this test process ran, and the cgroup parents its tests used, that are
+// still there; empty means none.
 func HostLeaks() string {
 	madeMu.Lock()
 	dirs := append([]string(nil), made...)
+	parents := append([]string(nil), cgroups...)
 	madeMu.Unlock()
 	var b strings.Builder
 	for _, dir := range dirs {
@@ -42,8 +52,10 @@ func HostLeaks() string {
 			fmt.Fprintf(&b, "process: %s\n", p)
 		}
 	}
-	for _, c := range CgroupsMatching(TestMarker) {
-		fmt.Fprintf(&b, "cgroup: %s\n", c)
+	for _, parent := range parents {
+		for _, c := range CgroupsMatching(parent) {
+			fmt.Fprintf(&b, "cgroup: %s\n", c)
+		}
 	}
 	return b.String()
 }
