@@ -61,10 +61,11 @@ type Image struct {
 
 // Runtime configures how containers run.
 type Runtime struct {
-	DefaultRuntime string `toml:"default_runtime" flag:"default-runtime" usage:"runtime handler used when a pod names none"`
-	Conmon         string `toml:"conmon" flag:"conmon" usage:"path of the conmon binary"`
-	ConmonLogLevel string `toml:"conmon_log_level" flag:"conmon-log-level" usage:"conmon's log level: debug, info, warn or error"`
-	CgroupManager  string `toml:"cgroup_manager" flag:"cgroup-manager" usage:"cgroup manager; only cgroupfs is supported (cgroup v1 and v2)"`
+	DefaultRuntime string   `toml:"default_runtime" flag:"default-runtime" usage:"runtime handler used when a pod names none"`
+	Conmon         string   `toml:"conmon" flag:"conmon" usage:"path of the conmon binary"`
+	ConmonLogLevel string   `toml:"conmon_log_level" flag:"conmon-log-level" usage:"conmon's log level: debug, info, warn or error"`
+	CgroupManager  string   `toml:"cgroup_manager" flag:"cgroup-manager" usage:"cgroup manager; only cgroupfs is supported (cgroup v1 and v2)"`
+	HooksDirs      []string `toml:"hooks_dirs" flag:"hooks-dir" usage:"folders of OCI hook files (oci-hooks(5) 1.0.0 JSON), later ones masking same-named files of earlier ones; watched for changes"`
 	// Handlers are the runtime handlers by name. File only: one table each.
 	Handlers map[string]RuntimeHandler `toml:"handlers" usage:"runtime handlers, one [runtime.handlers.NAME] table each"`
 }
@@ -170,6 +171,7 @@ func Default() Config {
 			Conmon:         "/usr/bin/conmon",
 			ConmonLogLevel: "error",
 			CgroupManager:  "cgroupfs",
+			HooksDirs:      []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"},
 			Handlers: map[string]RuntimeHandler{
 				"runc": {RuntimePath: "/usr/sbin/runc"},
 				"crun": {RuntimePath: "/usr/bin/crun"},

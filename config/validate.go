@@ -112,6 +112,9 @@ func (cfg *Config) runtimeProblems(c *checker) {
 	c.absPath("runtime.conmon", rt.Conmon)
 	c.oneOf("runtime.conmon_log_level", rt.ConmonLogLevel, "debug", "info", "warn", "error")
 	c.oneOf("runtime.cgroup_manager", rt.CgroupManager, "cgroupfs")
+	for _, d := range rt.HooksDirs {
+		c.absPath("runtime.hooks_dirs", d)
+	}
 	names := make([]string, 0, len(rt.Handlers))
 	for name := range rt.Handlers {
 		names = append(names, name)

@@ -174,6 +174,15 @@ func (s *RuntimeServer) writeBundle(ctx context.Context, c *store.Container, pod
 	}
 	c.StopSignal, c.User, c.CgroupPath = report.StopSignal, report.User.ToCRI(), sp.Linux.CgroupsPath
 	c.Resources = c.Config.GetLinux().GetResources()
+	if s.Hooks != nil {
+		applied, err := s.Hooks.Apply(sp, sp.Annotations, len(c.Config.GetMounts()) > 0)
+		if err != nil {
+			return fmt.Errorf("injecting OCI hooks: %w", err)
+		}
+		if len(applied) > 0 {
+			Logger(ctx).Info("OCI hooks injected", "container_id", c.ID, "hooks", applied)
+		}
+	}
 	return writeSpec(c.BundleDir, sp, u)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/arbor-cri/arbor/events"
 	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/hooks"
 	"github.com/arbor-cri/arbor/images"
 	"github.com/arbor-cri/arbor/network"
 	"github.com/arbor-cri/arbor/oci"
@@ -44,6 +45,8 @@ type Deps struct {
 	Events  *events.ContainerBroker
 	// PauseCommand overrides the pause image's entrypoint when set.
 	PauseCommand []string
+	// Hooks injects OCI hooks into container specs; nil injects none.
+	Hooks *hooks.Manager
 }
 
 // RuntimeServer is the CRI RuntimeService. Methods not built yet return

@@ -26,6 +26,7 @@ import (
 	"github.com/arbor-cri/arbor/events"
 	"github.com/arbor-cri/arbor/fault"
 	"github.com/arbor-cri/arbor/services/exitmonitor"
+	"github.com/arbor-cri/arbor/services/hookwatcher"
 	"github.com/arbor-cri/arbor/services/listener"
 	"github.com/arbor-cri/arbor/services/metrics"
 	"github.com/arbor-cri/arbor/services/stream"
@@ -136,6 +137,7 @@ func (d *Daemon) openServices(cfg *config.Config, boot bootState) error {
 	}, cri.Deps{
 		Images: parts.images, OCI: parts.oci, Network: parts.network, Store: parts.store,
 		Host: parts.host, Faults: d.faults, RunRoot: cfg.RunRoot, PauseCommand: pauseCommand(cfg),
+		Hooks: parts.hooks,
 		Stats: d.collector, Events: d.events,
 	}, d.log.With("component", "runtime"))
 	d.imageSrv = cri.NewImageServer(parts.images, d.log.With("component", "images"))
@@ -202,6 +204,7 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 	monitors.Add(exitmonitor.New(filepath.Join(cfg.RunRoot, "exits"), d.runtime.ContainerExited,
 		d.log.With("component", "exit-monitor")))
 	monitors.Add(d.parts.network)
+	monitors.Add(hookwatcher.New(d.parts.hooks, 0, d.log.With("component", "hooks")))
 	monitors.Add(d.collector)
 	if d.metrics != nil {
 		d.tree.Domain("metrics").Add(d.metrics)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/arbor-cri/arbor/config"
 	"github.com/arbor-cri/arbor/cri"
+	"github.com/arbor-cri/arbor/hooks"
 	"github.com/arbor-cri/arbor/images"
 	"github.com/arbor-cri/arbor/network"
 	"github.com/arbor-cri/arbor/oci"
@@ -25,6 +26,7 @@ type runtimeParts struct {
 	network *network.Manager
 	store   *store.Store
 	host    spec.Host
+	hooks   *hooks.Manager
 }
 
 // openRuntime opens storage, the OCI runtime, CNI and the record store
@@ -61,6 +63,10 @@ func (p *runtimeParts) openRest(cfg *config.Config, log *slog.Logger) error {
 	}, log.With("component", "cni"))
 	if err != nil {
 		return fmt.Errorf("setting up CNI: %w", err)
+	}
+	p.hooks, err = hooks.New(cfg.Runtime.HooksDirs, log.With("component", "hooks"))
+	if err != nil {
+		log.Warn("Some OCI hooks were not loaded", "error", err)
 	}
 	p.store, err = store.Open(cfg.StateDir())
 	return err
