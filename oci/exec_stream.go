@@ -50,11 +50,14 @@ func (r *Runtime) ExecProcess(ctx context.Context, id string, opts ExecOptions) 
 		return r.execTty(ctx, h, id, files, opts)
 	}
 	c := execCommand(h, id, files)
-	c.Stdin, c.Stdout, c.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+	c.Stdout, c.Stderr = opts.Stdout, opts.Stderr
 	var stderr cappedBuffer
 	if opts.Stderr == nil {
 		stderr.max = 64 << 10
 		c.Stderr = &stderr
+	}
+	if err := pipeStdin(c, opts.Stdin); err != nil {
+		return -1, err
 	}
 	waitErr, err := r.runExec(ctx, c, files.pid, 0)
 	if err != nil {
@@ -62,6 +65,28 @@ func (r *Runtime) ExecProcess(ctx context.Context, id string, opts ExecOptions) 
 	}
 	res, err := execOutcome(ExecResult{Stderr: stderr.buf}, waitErr, files.pid)
 	return res.ExitCode, err
+}
+
+// pipeStdin feeds stdin to c through a pipe that c's Wait closes once the
+// process exited. Given stdin directly, Wait would also wait for its own
+// copier, which blocks in stdin's Read: an exec whose process exited
+// while the client's stdin stayed open (idle) would never end. The copier
+// here ends at stdin's EOF (closing the pipe, so the process sees EOF) or
+// at its first read after the process exited; like the tty path's, its
+// owner is the caller's stream, which must close stdin.
+func pipeStdin(c *exec.Cmd, stdin io.Reader) error {
+	if stdin == nil {
+		return nil
+	}
+	w, err := c.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("creating exec stdin pipe: %w", err)
+	}
+	go func() {
+		_, _ = io.Copy(w, stdin)
+		_ = w.Close()
+	}()
+	return nil
 }
 
 // execTty runs the exec with a host pty as the runtime's stdio and

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -131,6 +133,32 @@ func TestExecProcess(t *testing.T) {
 			}
 			if code != tc.wantCode || !strings.Contains(out.String(), tc.wantOut) {
 				t.Fatalf("got code %d output %q", code, out.String())
+			}
+		})
+	}
+}
+
+// TestExecProcessIdleStdin runs a command that exits while the caller's
+// stdin stays open with nothing to read: the exec must end with the
+// process, not with the client's stdin.
+func TestExecProcessIdleStdin(t *testing.T) {
+	e := newEnv(t)
+	c := runIdle(t, e)
+	for _, want := range []int{0, 4} {
+		t.Run(fmt.Sprintf("exit %d", want), func(t *testing.T) {
+			stdin, client := io.Pipe()
+			defer client.Close()
+			defer stdin.Close() // the caller's duty: it releases the copier
+			var out bytes.Buffer
+			var code int
+			var err error
+			returnsWithin(t, 30*time.Second, func() {
+				code, err = e.rt.ExecProcess(context.Background(), c.id, ExecOptions{
+					Cmd: []string{"sh", "-c", fmt.Sprintf("echo hi; exit %d", want)}, Stdin: stdin, Stdout: &out,
+				})
+			})
+			if err != nil || code != want || out.String() != "hi\n" {
+				t.Fatalf("ExecProcess = %d, %v, output %q", code, err, out.String())
 			}
 		})
 	}

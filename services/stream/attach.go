@@ -7,7 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/arbor-cri/arbor/oci"
 )
@@ -39,17 +42,33 @@ const (
 // output ends. Terminal resizes go through rt.ResizeTerminal. It returns
 // only after all of its goroutines ended.
 func AttachConmon(ctx context.Context, rt ConmonRuntime, log *slog.Logger, id string, stdinOnce bool, opts AttachOptions) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", rt.AttachSocketPath(id))
+	conn, err := dialAttach(ctx, rt.AttachSocketPath(id))
 	if err != nil {
-		return fmt.Errorf("dialing conmon attach socket: %w", err)
+		return err
 	}
-	conn := c.(*net.UnixConn)
 	a := &attachment{conn: conn, rt: rt, log: log, id: id, stop: make(chan struct{})}
 	a.start(opts)
 	err = a.wait(ctx, stdinOnce)
 	a.end(opts.Stdin)
 	return err
+}
+
+// dialAttach connects to conmon's attach socket at path. The path may be
+// longer than a unix socket address holds (107 bytes: a long run root plus
+// a 64-character container ID), so the socket's folder is opened and the
+// socket reached through /proc/self/fd, as conmon does when it binds it.
+func dialAttach(ctx context.Context, path string) (*net.UnixConn, error) {
+	dir, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening conmon attach socket folder: %w", err)
+	}
+	defer unix.Close(dir)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unixpacket", fmt.Sprintf("/proc/self/fd/%d/%s", dir, filepath.Base(path)))
+	if err != nil {
+		return nil, fmt.Errorf("dialing conmon attach socket %s: %w", path, err)
+	}
+	return c.(*net.UnixConn), nil
 }
 
 // attachment is one attach session over a conmon socket.

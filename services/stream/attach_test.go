@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -75,12 +76,14 @@ func echoScript(c *net.UnixConn) {
 	}
 }
 
-// holdScript records input packet sizes and the client's EOF, and keeps
-// the connection open until the client closes it.
+// holdScript records input packet sizes and the client's EOF. With
+// linger set it keeps the connection open after that EOF until linger is
+// closed, as conmon does while the container still runs.
 type holdScript struct {
 	accepted chan struct{}
 	packets  chan int
 	eof      chan struct{}
+	linger   chan struct{}
 }
 
 func newHoldScript() *holdScript {
@@ -97,6 +100,9 @@ func (h *holdScript) run(c *net.UnixConn) {
 		}
 		if err != nil {
 			close(h.eof)
+			if h.linger != nil {
+				<-h.linger
+			}
 			return
 		}
 	}
@@ -129,6 +135,11 @@ func TestAttachConmonDetachAndCancel(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHoldScript()
+			if tc.stdinOnce {
+				// Only the cancel may end this attach, not a hang-up.
+				h.linger = make(chan struct{})
+				defer close(h.linger)
+			}
 			f := newFakeConmon(t, h.run)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -211,5 +222,31 @@ func TestAttachEndToEnd(t *testing.T) {
 	}
 	if out.String() != "out;typed" || errOut.String() != "err;" {
 		t.Fatalf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
+
+// TestAttachConmonLongSocketPath reaches the socket through a path longer
+// than a unix socket address holds, as under a long run root with a
+// 64-character container ID.
+func TestAttachConmonLongSocketPath(t *testing.T) {
+	f := newFakeConmon(t, echoScript)
+	link := filepath.Join(t.TempDir(), strings.Repeat("a", 64), strings.Repeat("b", 64))
+	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Dir(f.path), link); err != nil {
+		t.Fatal(err)
+	}
+	long := &fakeConmon{path: filepath.Join(link, "attach"), resized: f.resized}
+	if len(long.path) < 108 {
+		t.Fatalf("path %s is not longer than a socket address", long.path)
+	}
+	var out syncBuffer
+	opts := AttachOptions{Stdin: io.NopCloser(strings.NewReader("hi")), Stdout: &out}
+	if err := AttachConmon(context.Background(), long, testLog(), "c1", true, opts); err != nil {
+		t.Fatalf("AttachConmon: %v", err)
+	}
+	if got := out.String(); got != "out;hi" {
+		t.Errorf("stdout %q, want %q", got, "out;hi")
 	}
 }
