@@ -33,7 +33,7 @@ func (f *fakeStats) Container(_ context.Context, t stats.ContainerTarget) (stats
 		return stats.ContainerStats{ID: t.ID}, nil // not running
 	}
 	rate := uint64(250_000_000)
-	return stats.ContainerStats{
+	out := stats.ContainerStats{
 		ID: t.ID, NanoCores: &rate,
 		Cgroup: &stats.Cgroup{
 			Timestamp: statsAt, Pids: 2, HasPids: true,
@@ -41,7 +41,27 @@ func (f *fakeStats) Container(_ context.Context, t stats.ContainerTarget) (stats
 			Memory: stats.Memory{Usage: 100, WorkingSet: 80, RSS: 60, Limit: 1000, PageFaults: 7, MajorFaults: 1, OOMKills: 1},
 		},
 		Layer: &stats.DiskUsage{Timestamp: statsAt, Mountpoint: "/var/lib/arbor/storage", Bytes: 4096, Inodes: 3},
-	}, nil
+	}
+	if t.ID == "ctr-a1" {
+		fullReading(&out)
+	}
+	return out, nil
+}
+
+// fullReading adds the counters a kernel may or may not offer: CFS,
+// pids.max, block I/O on two devices, open files, memory extras and the
+// file system size.
+func fullReading(cs *stats.ContainerStats) {
+	cg := cs.Cgroup
+	cg.CPU.CFS, cg.CPU.HasCFS = stats.CFS{Periods: 40, ThrottledPeriods: 6, ThrottledNs: 2_500_000_000}, true
+	cg.PidsMax = 4096
+	cg.Memory.Failcnt, cg.Memory.KernelUsage, cg.Memory.MappedFile = 9, 400_000, 1_200_000
+	cg.IO = []stats.DeviceIO{
+		{Major: 7, Minor: 1, Device: "7:1", ReadBytes: 512, Reads: 1},
+		{Major: 254, Device: "/dev/vda", ReadBytes: 8192, WriteBytes: 4096, Reads: 2, Writes: 1},
+	}
+	cg.Files = &stats.Files{Descriptors: 5, Sockets: 3}
+	cs.Layer.Capacity, cs.Layer.InodesTotal, cs.Layer.InodesFree = 1<<30, 65536, 60000
 }
 
 func (f *fakeStats) Pod(ctx context.Context, t stats.PodTarget) (stats.PodStats, error) {
@@ -87,6 +107,8 @@ func observeServer(t *testing.T, src StatsSource) *RuntimeServer {
 	for _, c := range []store.Container{
 		{ID: "ctr-a1", PodID: "pod-a", Name: "k8s_web", CgroupPath: "/kubepods/poda/arbor-ctr-a1", ImageName: "busybox:latest",
 			State: runtimeapi.ContainerState_CONTAINER_RUNNING, StartedAt: 5e9,
+			Resources: &runtimeapi.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 20000, CpuShares: 1024,
+				MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20},
 			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "web"}, Labels: map[string]string{"tier": "front"}}},
 		{ID: "ctr-a2", PodID: "pod-a", Name: "k8s_init", State: runtimeapi.ContainerState_CONTAINER_EXITED,
 			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "init"}}},

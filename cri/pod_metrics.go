@@ -14,23 +14,87 @@ import (
 // with an extra label (interface, device) has it inserted in order.
 var baseLabelKeys = []string{"container", "id", "image", "name", "namespace", "pod"}
 
-// ctrMetric is a cAdvisor-style metric read from a container's stats.
+// ctrMetric is a cAdvisor-style metric read from a container's stats and
+// record.
 type ctrMetric struct {
 	name, help string
 	typ        runtimeapi.MetricType
 	extra      string // extra label key, "" for none
-	// value returns the extra label's value, the metric's value, its
-	// timestamp (0 when live) and whether it exists for this container.
-	value func(c *store.Container, cs *stats.ContainerStats) (extra string, v uint64, ts int64, ok bool)
+	// values returns the metric's samples for a container: none when it
+	// does not exist for it, one per extra label value otherwise.
+	values valuesFunc
 }
 
+// sample is one value of a metric: the extra label's value ("" without
+// one), the value and its timestamp (0 when live).
+type sample struct {
+	extra string
+	v     uint64
+	ts    int64
+}
+
+// valuesFunc reads a metric's samples from a container's record and stats.
+type valuesFunc = func(*store.Container, *stats.ContainerStats) []sample
+
 // cg wraps a cgroup counter: the metric exists while the cgroup does.
-func cg(f func(*stats.Cgroup) uint64) func(*store.Container, *stats.ContainerStats) (string, uint64, int64, bool) {
-	return func(_ *store.Container, cs *stats.ContainerStats) (string, uint64, int64, bool) {
-		if cs.Cgroup == nil {
-			return "", 0, 0, false
+func cg(f func(*stats.Cgroup) uint64) valuesFunc {
+	return cgIf(func(*stats.Cgroup) bool { return true }, f)
+}
+
+// cgIf is cg for a counter the kernel may not offer: the metric exists
+// while the cgroup does and has says the counter was read.
+func cgIf(has func(*stats.Cgroup) bool, f func(*stats.Cgroup) uint64) valuesFunc {
+	return func(_ *store.Container, cs *stats.ContainerStats) []sample {
+		if cs.Cgroup == nil || !has(cs.Cgroup) {
+			return nil
 		}
-		return "", f(cs.Cgroup), 0, true
+		return []sample{{v: f(cs.Cgroup)}}
+	}
+}
+
+func hasCFS(c *stats.Cgroup) bool   { return c.CPU.HasCFS }
+func hasPids(c *stats.Cgroup) bool  { return c.HasPids }
+func hasFiles(c *stats.Cgroup) bool { return c.Files != nil }
+
+// perDevice reports a block I/O counter per device, the device label
+// naming the device node.
+func perDevice(f func(*stats.DeviceIO) uint64) valuesFunc {
+	return func(_ *store.Container, cs *stats.ContainerStats) []sample {
+		if cs.Cgroup == nil {
+			return nil
+		}
+		out := make([]sample, 0, len(cs.Cgroup.IO))
+		for i := range cs.Cgroup.IO {
+			d := &cs.Cgroup.IO[i]
+			out = append(out, sample{extra: d.Device, v: f(d)})
+		}
+		return out
+	}
+}
+
+// layerFS reports a reading of the writable layer and its file system,
+// the device label naming the file system as fsUsage does.
+func layerFS(f func(*stats.DiskUsage) uint64) valuesFunc {
+	return func(_ *store.Container, cs *stats.ContainerStats) []sample {
+		if cs.Layer == nil {
+			return nil
+		}
+		return []sample{{extra: cs.Layer.Mountpoint, v: f(cs.Layer), ts: cs.Layer.Timestamp.UnixNano()}}
+	}
+}
+
+// recorded reports a field of the container's recorded resources (as the
+// kubelet last set them) when it is set.
+func recorded(f func(*runtimeapi.LinuxContainerResources) int64) valuesFunc {
+	return func(c *store.Container, _ *stats.ContainerStats) []sample {
+		if c.Resources == nil {
+			return nil
+		}
+		v := f(c.Resources)
+		if v <= 0 {
+			return nil
+		}
+		return []sample{{v: uint64(v)}}
 	}
 }
 
@@ -40,46 +104,71 @@ const (
 )
 
 // containerMetrics are reported per container. CPU times are whole
-// seconds: CRI metric values are integers.
+// seconds: CRI metric values are integers. Limits are 0 when there is
+// none.
 var containerMetrics = []ctrMetric{
 	{"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", counter, "", cg(func(c *stats.Cgroup) uint64 { return c.CPU.UsageNs / 1e9 })},
 	{"container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", counter, "", cg(func(c *stats.Cgroup) uint64 { return c.CPU.UserNs / 1e9 })},
 	{"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", counter, "", cg(func(c *stats.Cgroup) uint64 { return c.CPU.SystemNs / 1e9 })},
+	{"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", counter, "", cgIf(hasCFS, func(c *stats.Cgroup) uint64 { return c.CPU.CFS.Periods })},
+	{"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", counter, "", cgIf(hasCFS, func(c *stats.Cgroup) uint64 { return c.CPU.CFS.ThrottledPeriods })},
+	{"container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", counter, "", cgIf(hasCFS, func(c *stats.Cgroup) uint64 { return c.CPU.CFS.ThrottledNs / 1e9 })},
 	{"container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.Usage })},
 	{"container_memory_working_set_bytes", "Current working set in bytes.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.WorkingSet })},
 	{"container_memory_rss", "Size of RSS in bytes.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.RSS })},
 	{"container_memory_cache", "Number of bytes of page cache memory.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.Cache })},
+	{"container_memory_mapped_file", "Size of memory mapped files in bytes.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.MappedFile })},
+	{"container_memory_kernel_usage", "Size of kernel memory allocated in bytes.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.KernelUsage })},
 	{"container_memory_swap", "Container swap usage in bytes.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.Swap })},
 	{"container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.MaxUsage })},
+	{"container_memory_failcnt", "Number of memory usage hits limits.", counter, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.Failcnt })},
 	{"container_memory_failures_total", "Cumulative count of memory allocation failures.", counter, "failure_type", memFaults},
 	{"container_spec_memory_limit_bytes", "Memory limit for the container.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.Limit })},
+	{"container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", gauge, "", swapLimit},
+	{"container_spec_cpu_period", "CPU period of the container.", gauge, "", recorded((*runtimeapi.LinuxContainerResources).GetCpuPeriod)},
+	{"container_spec_cpu_shares", "CPU share of the container.", gauge, "", recorded((*runtimeapi.LinuxContainerResources).GetCpuShares)},
 	{"container_oom_events_total", "Count of out of memory events observed for the container.", counter, "", cg(func(c *stats.Cgroup) uint64 { return c.Memory.OOMKills })},
 	{"container_processes", "Number of processes running inside the container.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return c.Pids })},
-	{"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", gauge, "device", fsUsage},
+	{"container_threads", "Number of threads running inside the container.", gauge, "", cgIf(hasPids, func(c *stats.Cgroup) uint64 { return c.Pids })},
+	{"container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero.", gauge, "", cgIf(hasPids, func(c *stats.Cgroup) uint64 { return c.PidsMax })},
+	{"container_file_descriptors", "Number of open file descriptors for the container.", gauge, "", cgIf(hasFiles, func(c *stats.Cgroup) uint64 { return c.Files.Descriptors })},
+	{"container_sockets", "Number of open sockets for the container.", gauge, "", cgIf(hasFiles, func(c *stats.Cgroup) uint64 { return c.Files.Sockets })},
+	{"container_blkio_device_usage_total", "Blkio device bytes usage (read and written).", counter, "device", perDevice(func(d *stats.DeviceIO) uint64 { return d.ReadBytes + d.WriteBytes })},
+	{"container_fs_reads_bytes_total", "Cumulative count of bytes read.", counter, "device", perDevice(func(d *stats.DeviceIO) uint64 { return d.ReadBytes })},
+	{"container_fs_reads_total", "Cumulative count of reads completed.", counter, "device", perDevice(func(d *stats.DeviceIO) uint64 { return d.Reads })},
+	{"container_fs_writes_bytes_total", "Cumulative count of bytes written.", counter, "device", perDevice(func(d *stats.DeviceIO) uint64 { return d.WriteBytes })},
+	{"container_fs_writes_total", "Cumulative count of writes completed.", counter, "device", perDevice(func(d *stats.DeviceIO) uint64 { return d.Writes })},
+	{"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", gauge, "device", layerFS(func(u *stats.DiskUsage) uint64 { return u.Bytes })},
+	{"container_fs_limit_bytes", "Number of bytes that can be consumed by the container on this filesystem.", gauge, "device", layerFS(func(u *stats.DiskUsage) uint64 { return u.Capacity })},
+	{"container_fs_inodes_total", "Number of Inodes.", gauge, "device", layerFS(func(u *stats.DiskUsage) uint64 { return u.InodesTotal })},
+	{"container_fs_inodes_free", "Number of available Inodes.", gauge, "device", layerFS(func(u *stats.DiskUsage) uint64 { return u.InodesFree })},
 	{"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", gauge, "", startTime},
+	{"container_last_seen", "Last time a container was seen by the exporter.", gauge, "", cg(func(c *stats.Cgroup) uint64 { return uint64(c.Timestamp.Unix()) })},
 }
 
-// memFaults reports page faults as failure_type="pgfault"; the major
-// ones are a second metric value under "pgmajfault" (see podMetrics).
-func memFaults(_ *store.Container, cs *stats.ContainerStats) (string, uint64, int64, bool) {
+// memFaults reports page faults as failure_type="pgfault" and the major
+// ones as "pgmajfault".
+func memFaults(_ *store.Container, cs *stats.ContainerStats) []sample {
 	if cs.Cgroup == nil {
-		return "", 0, 0, false
+		return nil
 	}
-	return "pgfault", cs.Cgroup.Memory.PageFaults, 0, true
+	m := &cs.Cgroup.Memory
+	return []sample{{extra: "pgfault", v: m.PageFaults}, {extra: "pgmajfault", v: m.MajorFaults}}
 }
 
-func fsUsage(_ *store.Container, cs *stats.ContainerStats) (string, uint64, int64, bool) {
-	if cs.Layer == nil {
-		return "", 0, 0, false
+// swapLimit is the recorded memory+swap limit, 0 when none was set.
+func swapLimit(c *store.Container, _ *stats.ContainerStats) []sample {
+	if c.Resources == nil {
+		return nil
 	}
-	return cs.Layer.Mountpoint, cs.Layer.Bytes, cs.Layer.Timestamp.UnixNano(), true
+	return []sample{{v: uint64(max(c.Resources.GetMemorySwapLimitInBytes(), 0))}}
 }
 
-func startTime(c *store.Container, _ *stats.ContainerStats) (string, uint64, int64, bool) {
+func startTime(c *store.Container, _ *stats.ContainerStats) []sample {
 	if c.StartedAt == 0 {
-		return "", 0, 0, false
+		return nil
 	}
-	return "", uint64(c.StartedAt / 1e9), 0, true
+	return []sample{{v: uint64(c.StartedAt / 1e9)}}
 }
 
 // netMetric is a pod-level network metric of one interface.
@@ -166,20 +255,12 @@ func containerMetricValues(p *store.Pod, c *store.Container, cs *stats.Container
 	}
 	base := []string{c.Config.GetMetadata().GetName(), id, c.ImageName, c.Name, md.GetNamespace(), md.GetName()}
 	out := &runtimeapi.ContainerMetrics{ContainerId: c.ID}
-	add := func(m *ctrMetric, extra string, v uint64, ts int64) {
-		out.Metrics = append(out.Metrics, &runtimeapi.Metric{
-			Name: m.name, MetricType: m.typ, Timestamp: ts, Value: u64(v), LabelValues: labelValues(base, m.extra, extra),
-		})
-	}
 	for i := range containerMetrics {
 		m := &containerMetrics[i]
-		extra, v, ts, ok := m.value(c, cs)
-		if !ok {
-			continue
-		}
-		add(m, extra, v, ts)
-		if m.extra == "failure_type" {
-			add(m, "pgmajfault", cs.Cgroup.Memory.MajorFaults, 0)
+		for _, s := range m.values(c, cs) {
+			out.Metrics = append(out.Metrics, &runtimeapi.Metric{
+				Name: m.name, MetricType: m.typ, Timestamp: s.ts, Value: u64(s.v), LabelValues: labelValues(base, m.extra, s.extra),
+			})
 		}
 	}
 	return out

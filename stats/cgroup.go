@@ -1,6 +1,7 @@
 // Package stats reads the resource usage of containers and pods: CPU,
-// memory, process and PSI counters from cgroup v1 or v2 (cgroupfs paths),
-// the interface counters of a pod's network namespace and the disk usage
+// CFS throttling, memory, block I/O, process and PSI counters from cgroup
+// v1 or v2 (cgroupfs paths), the open files of a cgroup's processes, the
+// interface counters of a pod's network namespace and the disk usage
 // of a container's writable layer. Collector is the long-running service
 // that caches the expensive parts (disk usage) and keeps the previous CPU
 // sample of every container and pod, so that the kubelet's frequent CRI
@@ -29,19 +30,27 @@ type Layout struct {
 	// V2 is true when Root is a unified cgroup2 hierarchy.
 	V2   bool
 	Root string
-	// Controllers maps a v1 controller (cpuacct, memory, pids) to its
-	// hierarchy's mount point.
+	// Controllers maps a v1 controller (cpuacct, cpu, memory, pids,
+	// blkio) to its hierarchy's mount point.
 	Controllers map[string]string
 	// Unified is the hybrid cgroup2 mount of a v1 host ("" when none); PSI
 	// is read from it.
 	Unified string
+	// Proc is where procfs is mounted ("" means /proc); the open files of
+	// a cgroup's processes are counted there.
+	Proc string
+	// SysDevBlock is sysfs' dev/block folder ("" means /sys/dev/block);
+	// block device numbers are named from its uevent files.
+	SysDevBlock string
 }
 
 // v1Candidates are the mount folder names a v1 controller may have.
 var v1Candidates = map[string][]string{
 	"cpuacct": {"cpuacct", "cpu,cpuacct", "cpuacct,cpu"},
+	"cpu":     {"cpu", "cpu,cpuacct", "cpuacct,cpu"},
 	"memory":  {"memory"},
 	"pids":    {"pids"},
+	"blkio":   {"blkio"},
 }
 
 // DetectLayout inspects the cgroup mounts under root.
@@ -70,10 +79,19 @@ type Cgroup struct {
 	Timestamp time.Time
 	CPU       CPU
 	Memory    Memory
-	// Pids is the number of tasks (pids.current); HasPids says it was read.
+	// Pids is the number of tasks, threads included (pids.current);
+	// PidsMax their limit (pids.max, 0 when there is none). HasPids says
+	// they were read.
 	Pids    uint64
+	PidsMax uint64
 	HasPids bool
-	IOPSI   *PSI
+	// IO is the block I/O per device, sorted by device number; empty when
+	// the kernel accounts none to the cgroup.
+	IO    []DeviceIO
+	IOPSI *PSI
+	// Files counts the open files of the cgroup's processes; nil when
+	// they could not be listed.
+	Files *Files
 }
 
 // CPU counters, in nanoseconds of CPU time since the cgroup was made.
@@ -81,7 +99,36 @@ type CPU struct {
 	UsageNs  uint64
 	UserNs   uint64
 	SystemNs uint64
-	PSI      *PSI
+	// CFS is the bandwidth throttling record; HasCFS says the kernel
+	// offers it (cgroup v1 cpu controller, or v2 with cpu enabled).
+	CFS    CFS
+	HasCFS bool
+	PSI    *PSI
+}
+
+// CFS counts the CPU bandwidth enforcement periods of a cgroup.
+type CFS struct {
+	// Periods is the number of elapsed periods with runnable tasks,
+	// ThrottledPeriods those in which the quota ran out.
+	Periods          uint64
+	ThrottledPeriods uint64
+	// ThrottledNs is the total time tasks were throttled.
+	ThrottledNs uint64
+}
+
+// DeviceIO is the block I/O of a cgroup on one device.
+type DeviceIO struct {
+	Major, Minor uint64
+	// Device is the device's node ("/dev/vda"), or "major:minor" when
+	// sysfs does not name it.
+	Device                string
+	ReadBytes, WriteBytes uint64
+	Reads, Writes         uint64
+}
+
+// Files counts open file descriptors; Sockets are those naming a socket.
+type Files struct {
+	Descriptors, Sockets uint64
 }
 
 // Memory counters in bytes, and page fault counts.
@@ -99,7 +146,14 @@ type Memory struct {
 	// Limit is 0 when there is none.
 	Limit    uint64
 	OOMKills uint64
-	PSI      *PSI
+	// Failcnt counts the times usage hit the limit (v1 memory.failcnt, v2
+	// memory.events "max").
+	Failcnt uint64
+	// KernelUsage is kernel memory (v1 memory.kmem.usage_in_bytes, v2
+	// memory.stat "kernel"); MappedFile the mapped file pages.
+	KernelUsage uint64
+	MappedFile  uint64
+	PSI         *PSI
 }
 
 // PSI is a pressure stall reading of one resource.
@@ -130,6 +184,8 @@ func (l Layout) Read(path string) (Cgroup, error) {
 	if err != nil {
 		return Cgroup{}, fmt.Errorf("reading cgroup %s: %w", path, err)
 	}
+	l.nameDevices(cg.IO)
+	cg.Files = l.files(rel)
 	return cg, nil
 }
 

@@ -222,7 +222,8 @@ func (c *Collector) network(t PodTarget) *Network {
 	return &n
 }
 
-// addCgroup adds b's counters into a (PSI is not summed).
+// addCgroup adds b's counters into a (PSI, limits, block I/O and open
+// files are not summed).
 func addCgroup(a, b *Cgroup) {
 	a.CPU.UsageNs += b.CPU.UsageNs
 	a.CPU.UserNs += b.CPU.UserNs
@@ -230,6 +231,7 @@ func addCgroup(a, b *Cgroup) {
 	m, n := &a.Memory, &b.Memory
 	m.Usage, m.WorkingSet, m.RSS, m.Cache = m.Usage+n.Usage, m.WorkingSet+n.WorkingSet, m.RSS+n.RSS, m.Cache+n.Cache
 	m.Swap, m.PageFaults, m.MajorFaults = m.Swap+n.Swap, m.PageFaults+n.PageFaults, m.MajorFaults+n.MajorFaults
-	m.OOMKills += n.OOMKills
+	m.OOMKills, m.Failcnt = m.OOMKills+n.OOMKills, m.Failcnt+n.Failcnt
+	m.KernelUsage, m.MappedFile = m.KernelUsage+n.KernelUsage, m.MappedFile+n.MappedFile
 	a.Pids, a.HasPids = a.Pids+b.Pids, a.HasPids || b.HasPids
 }

@@ -113,7 +113,8 @@ func TestLayerCache(t *testing.T) {
 		return s.Layer
 	}
 	first := read()
-	if first == nil || first.Inodes != 2 || first.Bytes == 0 || first.Mountpoint != layers {
+	if first == nil || first.Inodes != 2 || first.Bytes == 0 || first.Mountpoint != layers ||
+		first.Capacity == 0 || first.InodesFree == 0 || first.InodesFree > first.InodesTotal {
 		t.Fatalf("first reading measures at once: %+v", first)
 	}
 	writeFiles(t, filepath.Join(layers, "c1"), map[string]string{"b": "more", "sub/c": "x"})

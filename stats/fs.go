@@ -12,7 +12,8 @@ import (
 	"go.podman.io/storage"
 )
 
-// DiskUsage is the space taken under a folder.
+// DiskUsage is the space taken under a folder, and the size of the file
+// system holding it.
 type DiskUsage struct {
 	Timestamp time.Time
 	// Mountpoint names the file system holding the folder, as the CRI's
@@ -21,17 +22,23 @@ type DiskUsage struct {
 	// Bytes is the allocated size (blocks) of the files; Inodes counts
 	// distinct inodes.
 	Bytes, Inodes uint64
+	// Capacity is the file system's size in bytes; InodesTotal and
+	// InodesFree its inode count and the inodes still free.
+	Capacity, InodesTotal, InodesFree uint64
 }
 
 // Usage walks dir like du: allocated blocks of each distinct inode, not
 // crossing into other file systems. Files that vanish during the walk are
-// skipped.
+// skipped. The file system's size and inodes are read with statfs.
 func Usage(ctx context.Context, dir string) (DiskUsage, error) {
 	var root syscall.Stat_t
 	if err := syscall.Stat(dir, &root); err != nil {
 		return DiskUsage{}, fmt.Errorf("measuring %s: %w", dir, err)
 	}
 	u := DiskUsage{Timestamp: time.Now()}
+	if err := statFS(dir, &u); err != nil {
+		return DiskUsage{}, err
+	}
 	seen := map[uint64]bool{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -46,6 +53,17 @@ func Usage(ctx context.Context, dir string) (DiskUsage, error) {
 		return DiskUsage{}, fmt.Errorf("measuring %s: %w", dir, err)
 	}
 	return u, nil
+}
+
+// statFS sets u's file system size and inode counts from statfs(dir).
+func statFS(dir string, u *DiskUsage) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("reading file system of %s: %w", dir, err)
+	}
+	u.Capacity = st.Blocks * uint64(st.Frsize)
+	u.InodesTotal, u.InodesFree = st.Files, st.Ffree
+	return nil
 }
 
 // count adds one entry to u unless its inode was seen or it lies on

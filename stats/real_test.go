@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -46,12 +47,14 @@ func testCgroup(t *testing.T, l Layout) (string, []string) {
 }
 
 // runInCgroup starts a shell, moves it into the cgroup folders, then lets
-// it allocate about 2 MB, burn some CPU and wait holding the memory. It is
-// killed at cleanup, before the cgroups are removed.
-func runInCgroup(t *testing.T, leaves []string) {
+// it allocate about 2 MB, burn some CPU and wait holding the memory. The
+// extra files are its descriptors 3 and on. It is killed at cleanup,
+// before the cgroups are removed.
+func runInCgroup(t *testing.T, leaves []string, extra ...*os.File) {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", `read go; x=$(head -c 2000000 /dev/zero | tr '\0' a); i=0; `+
 		`while [ $i -lt 50000 ]; do i=$((i+1)); done; echo ready; read stop`)
+	cmd.ExtraFiles = extra
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -121,4 +124,60 @@ func TestReadRealCgroupV1(t *testing.T) {
 	if err != nil || s.Cgroup == nil || s.Cgroup.CPU.UsageNs < cg.CPU.UsageNs {
 		t.Fatalf("collector reading %+v, %v", s, err)
 	}
+}
+
+// TestReadRealCgroupV1Limits reads the CFS, pids limit, kernel memory and
+// open file counters of a real v1 cgroup with a CPU quota and a pids
+// limit, holding a shell that has a socket as descriptor 3.
+func TestReadRealCgroupV1Limits(t *testing.T) {
+	needRoot(t)
+	l := DetectLayout(DefaultRoot)
+	if l.V2 || l.Controllers["cpu"] == "" || l.Controllers["pids"] == "" || l.Controllers["memory"] == "" {
+		t.Skip("host has no cgroup v1 cpu, pids and memory hierarchies")
+	}
+	path, leaves := testCgroup(t, l)
+	for file, value := range map[string]string{
+		filepath.Join(l.Controllers["cpu"], path, "cpu.cfs_period_us"): "10000",
+		filepath.Join(l.Controllers["cpu"], path, "cpu.cfs_quota_us"):  "5000",
+		filepath.Join(l.Controllers["pids"], path, "pids.max"):         "64",
+	} {
+		if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := socketPair(t)
+	runInCgroup(t, leaves, sock)
+
+	cg, err := l.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cg.CPU.HasCFS || cg.CPU.CFS.Periods == 0 {
+		t.Fatalf("a busy cgroup with a quota counted no CFS periods: %+v (read %v)", cg.CPU.CFS, cg.CPU.HasCFS)
+	}
+	if cg.PidsMax != 64 || cg.Pids != 1 {
+		t.Fatalf("pids %d of %d, want 1 of 64", cg.Pids, cg.PidsMax)
+	}
+	if cg.Memory.KernelUsage == 0 {
+		t.Fatalf("no kernel memory charged to a cgroup that forked: %+v", cg.Memory)
+	}
+	if cg.Files == nil || cg.Files.Sockets != 1 || cg.Files.Descriptors < 4 {
+		t.Fatalf("open files %+v, want stdin, stdout, stderr and one socket", cg.Files)
+	}
+}
+
+// socketPair returns one end of a unix socket pair; both ends are closed
+// at cleanup.
+func socketPair(t *testing.T) *os.File {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+	t.Cleanup(func() {
+		_ = a.Close()
+		_ = b.Close()
+	})
+	return a
 }

@@ -10,7 +10,8 @@ import (
 const userHZ = 100
 
 // readV1 reads the v1 controllers of the cgroup rel. The cpuacct and
-// memory folders must exist; pids and the hybrid PSI files are optional.
+// memory folders must exist; cpu, pids, blkio and the hybrid PSI files are
+// optional.
 func (l Layout) readV1(rel string, cg *Cgroup) error {
 	cpuDir, memDir := l.v1Dir("cpuacct", rel), l.v1Dir("memory", rel)
 	if cpuDir == "" || memDir == "" {
@@ -25,8 +26,17 @@ func (l Layout) readV1(rel string, cg *Cgroup) error {
 	if err := readV1Memory(memDir, &cg.Memory); err != nil {
 		return err
 	}
+	if err := readV1CFS(l.v1Dir("cpu", rel), &cg.CPU); err != nil {
+		return err
+	}
 	if err := readPids(l.v1Dir("pids", rel), cg); err != nil {
 		return err
+	}
+	if dir := l.v1Dir("blkio", rel); dir != "" {
+		var err error
+		if cg.IO, err = readV1IO(dir); err != nil {
+			return err
+		}
 	}
 	if l.Unified != "" {
 		u := filepath.Join(l.Unified, rel)
@@ -73,6 +83,30 @@ func readV1CPU(dir string, cpu *CPU) error {
 	return nil
 }
 
+// readV1CFS reads the cpu controller's cpu.stat (throttled_time in ns);
+// no folder or no file leaves HasCFS false.
+func readV1CFS(dir string, cpu *CPU) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := readKeyValues(filepath.Join(dir, "cpu.stat"))
+	if err != nil {
+		return fmt.Errorf("reading cpu.stat: %w", err)
+	}
+	setCFS(cpu, st, st["throttled_time"])
+	return nil
+}
+
+// setCFS fills the CFS counters from cpu.stat keys when the kernel
+// reports periods; throttledNs is the throttled time in nanoseconds.
+func setCFS(cpu *CPU, st map[string]uint64, throttledNs uint64) {
+	if _, ok := st["nr_periods"]; !ok {
+		return
+	}
+	cpu.CFS = CFS{Periods: st["nr_periods"], ThrottledPeriods: st["nr_throttled"], ThrottledNs: throttledNs}
+	cpu.HasCFS = true
+}
+
 // readV1Memory reads usage, limit and memory.stat's hierarchical totals.
 func readV1Memory(dir string, m *Memory) error {
 	if err := requireDir(dir); err != nil {
@@ -90,7 +124,20 @@ func readV1Memory(dir string, m *Memory) error {
 	m.WorkingSet = sub(usage, st["total_inactive_file"])
 	m.RSS, m.Cache = st["total_rss"], st["total_cache"]
 	m.PageFaults, m.MajorFaults = st["total_pgfault"], st["total_pgmajfault"]
-	return readV1MemoryExtras(dir, m)
+	m.MappedFile = st["total_mapped_file"]
+	if err := readV1MemoryExtras(dir, m); err != nil {
+		return err
+	}
+	return readV1MemoryCounters(dir, m)
+}
+
+// readV1MemoryCounters reads the optional failure count and kernel memory.
+func readV1MemoryCounters(dir string, m *Memory) (err error) {
+	if m.Failcnt, _, err = readOptionalUint(filepath.Join(dir, "memory.failcnt")); err != nil {
+		return err
+	}
+	m.KernelUsage, _, err = readOptionalUint(filepath.Join(dir, "memory.kmem.usage_in_bytes"))
+	return err
 }
 
 // readV1MemoryExtras reads the optional limit, peak, swap and OOM count.
@@ -118,7 +165,7 @@ func readV1MemoryExtras(dir string, m *Memory) error {
 	return nil
 }
 
-// readPids reads pids.current when the folder has it.
+// readPids reads pids.current and pids.max when the folder has them.
 func readPids(dir string, cg *Cgroup) error {
 	if dir == "" {
 		return nil
@@ -128,5 +175,6 @@ func readPids(dir string, cg *Cgroup) error {
 		return err
 	}
 	cg.Pids, cg.HasPids = n, ok
-	return nil
+	cg.PidsMax, _, err = readOptionalUint(filepath.Join(dir, "pids.max"))
+	return err
 }

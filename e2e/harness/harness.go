@@ -55,14 +55,18 @@ type Options struct {
 	// Shared gives the daemon the shared registry and CNI network; without
 	// it the daemon has an empty CNI folder of its own.
 	Shared *Env
+	// Wrap runs the daemon under another command (e.g. unshare, strace):
+	// Wrap[0] is executed with Wrap[1:], then the daemon's path and flags.
+	Wrap []string
 }
 
 // Daemon is one running arbor.
 type Daemon struct {
 	Dir, Socket, Root, RunRoot, ConfigFile string
 
-	cmd  *exec.Cmd
-	log  *syncBuffer
+	cmd     *exec.Cmd
+	wrapped bool // started under a wrapper command
+	log     *syncBuffer
 	done chan struct{}
 	err  error // valid after done is closed
 }
@@ -118,9 +122,14 @@ func Launch(t testing.TB, opts Options) (*Daemon, error) {
 		args = append(args, "--cni-config-dir", filepath.Join(dir, "cni"))
 	}
 	d.cmd = exec.Command(Bin(), args...)
+	if len(opts.Wrap) > 0 {
+		d.cmd = exec.Command(opts.Wrap[0], append(append(opts.Wrap[1:], Bin()), args...)...)
+	}
 	d.cmd.Env = append(os.Environ(), opts.Env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group, so that Kill reaches a wrapped daemon too.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	d.wrapped = len(opts.Wrap) > 0
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", Bin(), err)
 	}
@@ -198,8 +207,22 @@ func (d *Daemon) HTTP() *http.Client {
 	}}
 }
 
-// Pid is the daemon's process ID.
-func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+// Pid is the daemon's process ID; under a wrapper, the arbor process
+// among the wrapper's descendants.
+func (d *Daemon) Pid() int {
+	if !d.wrapped {
+		return d.cmd.Process.Pid
+	}
+	for _, p := range ProcessesMatching(d.Socket) {
+		f := strings.Fields(p)
+		if len(f) > 1 && filepath.Base(f[1]) == "arbor" {
+			if pid, err := strconv.Atoi(f[0]); err == nil && pid > 1 {
+				return pid
+			}
+		}
+	}
+	return 0
+}
 
 // Log returns everything the daemon printed so far.
 func (d *Daemon) Log() string { return d.log.String() }
@@ -216,8 +239,18 @@ func (d *Daemon) WaitLog(s string, limit time.Duration) error {
 	return fmt.Errorf("log has no %q after %s", s, limit)
 }
 
-// Signal sends sig to the daemon.
-func (d *Daemon) Signal(sig syscall.Signal) error { return d.cmd.Process.Signal(sig) }
+// Signal sends sig to the daemon (not to a wrapper around it).
+func (d *Daemon) Signal(sig syscall.Signal) error {
+	if !d.wrapped {
+		return d.cmd.Process.Signal(sig)
+	}
+	pid := d.Pid()
+	if pid <= 0 {
+		// Never kill(0) or kill(-1): those reach every process.
+		return fmt.Errorf("wrapped daemon not found")
+	}
+	return syscall.Kill(pid, sig)
+}
 
 // Wait waits for the daemon to exit and returns its exit code.
 func (d *Daemon) Wait(limit time.Duration) (int, error) {
@@ -266,7 +299,9 @@ func (d *Daemon) Kill() {
 	if d.cmd == nil || d.cmd.Process == nil || d.Exited() {
 		return
 	}
-	_ = d.cmd.Process.Kill()
+	if pgid := d.cmd.Process.Pid; pgid > 1 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 	<-d.done
 }
 
