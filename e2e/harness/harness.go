@@ -67,8 +67,8 @@ type Daemon struct {
 	cmd     *exec.Cmd
 	wrapped bool // started under a wrapper command
 	log     *syncBuffer
-	done chan struct{}
-	err  error // valid after done is closed
+	done    chan struct{}
+	err     error // valid after done is closed
 }
 
 // Start runs arbor and waits until its socket answers.
