@@ -50,7 +50,7 @@ cni-config: ## write a pod network (bridge, no route off the node) to $(CNI_DIR)
 		'{"type":"portmap","capabilities":{"portMappings":true},"snat":true}]}' > $(CNI_CONF) && \
 		echo "wrote $(CNI_CONF)"; fi
 
-test: deps build tools unit e2e ## install what is missing and run every test
+test: deps build tools unit critest e2e ## install what is missing and run every test: unit, CRI conformance, end-to-end
 
 unit: ## unit tests (root: some use real runc, conmon, CNI and storage)
 	$(GO) test -tags "$(TAGS)" $(TESTFLAGS) $$($(GO) list -tags "$(TAGS)" ./... | grep -v /e2e)
@@ -60,6 +60,9 @@ e2e: build tools ## end-to-end tests against the real daemon, crictl and runtime
 
 critest: deps ## CRI conformance (critest, mirror mode) against a fresh arbor; results in $TMPDIR/arbor-critest
 	e2e/scripts/critest.sh
+
+e2e-kubelet: build tools ## build a real kubelet (minutes) and run static pods through arbor
+	e2e/scripts/e2e-kubelet.sh
 
 BENCHFLAGS ?= -json $(BIN)/bench.json
 bench: build tools ## latency benchmark against a fresh arbor: 50 pods, 500-container lists, runc floor, RSS (BENCHFLAGS: extra cribench flags)

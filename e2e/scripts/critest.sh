@@ -25,11 +25,14 @@
 #   LOG_LEVEL  arbor's log level (default info)
 #   BUILD      0 skips `make build tools` (the binaries must exist)
 #   KEEP       1 keeps the temp folder (configs, registry log) for debugging
-#   SKIP       ginkgo skip regexp (default: the one spec that cannot pass
-#              offline, "public image with digest": it needs an upstream
-#              manifest whose digest cannot be rebuilt); SKIP= runs every spec
+#   SKIP       ginkgo skip regexp (default: none; every spec runs)
+#   EXPECTED_FAIL  extended regexp of specs known to fail here (default: the
+#              one spec that cannot pass offline, "public image with digest":
+#              it needs an upstream manifest whose digest cannot be rebuilt).
+#              They still count as failed in the summary line.
 # Extra arguments go to critest, e.g. -ginkgo.focus='Image Manager'.
-# Exit code: critest's (0 when every spec passed or was skipped).
+# Exit code: 0 when every spec passed, was skipped, or is an expected
+# failure; critest's own code otherwise.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,7 +40,8 @@ repo=$(cd "$here/../.." && pwd)
 bin=$repo/bin
 TIMEOUT=${TIMEOUT:-40m}
 LOG_LEVEL=${LOG_LEVEL:-info}
-SKIP=${SKIP-public image with digest should be pulled and removed}
+SKIP=${SKIP-}
+EXPECTED_FAIL=${EXPECTED_FAIL-public image with digest should be pulled and removed}
 OUT=${OUT:-${TMPDIR:-/tmp}/arbor-critest/$(date -u +%Y%m%dT%H%M%SZ)}
 public_registries=(registry.k8s.io k8s.gcr.io gcr.io public.ecr.aws docker.io)
 
@@ -281,7 +285,19 @@ main() {
 	write_results
 	teardown
 	print_summary
+	if ((rc != 0)) && only_expected_failures; then
+		say "every failing spec is a known offline failure (EXPECTED_FAIL)"
+		rc=0
+	fi
 	return "$rc"
+}
+
+# only_expected_failures: true when critest ran and each failed spec
+# matches EXPECTED_FAIL.
+only_expected_failures() {
+	[[ -n $EXPECTED_FAIL && -s $OUT/specs.txt ]] || return 1
+	grep -q '^PASS' "$OUT/specs.txt" || return 1
+	! grep -vE '^(PASS|SKIP|PENDING)' "$OUT/specs.txt" | grep -vqE -- "$EXPECTED_FAIL"
 }
 
 # One line: bash reads a script as it runs, so nothing may follow main.
