@@ -39,8 +39,9 @@ type Config struct {
 // Storage configures containers/storage. Its folders are <root>/storage
 // and <runroot>/storage.
 type Storage struct {
-	Driver  string   `toml:"driver" flag:"storage-driver" usage:"storage driver: overlay (falls back to vfs when overlay cannot mount) or vfs"`
-	Options []string `toml:"options" flag:"storage-opt" usage:"storage driver options, such as overlay.mountopt=nodev"`
+	Driver          string   `toml:"driver" flag:"storage-driver" usage:"storage driver: overlay (falls back to vfs when overlay cannot mount) or vfs"`
+	Options         []string `toml:"options" flag:"storage-opt" usage:"storage driver options, such as overlay.mountopt=nodev"`
+	CheckAfterCrash string   `toml:"check_after_crash" flag:"storage-check-after-crash" usage:"after an unclean stop, check storage and repair what is damaged: off, quick (metadata) or full (layer digests and contents, slow)"`
 	// WipeImagesOnUpgrade removes unused images when the version changed.
 	WipeImagesOnUpgrade bool `toml:"wipe_images_on_upgrade" flag:"wipe-images-on-upgrade" usage:"remove every unused image when the daemon's version changed since its last run"`
 }
@@ -157,7 +158,7 @@ func Default() Config {
 			GRPCMaxRecvMsgSize: 80 << 20,
 			ShutdownTimeout:    Duration(5 * time.Second),
 		},
-		Storage: Storage{Driver: "overlay"},
+		Storage: Storage{Driver: "overlay", CheckAfterCrash: "quick"},
 		Image: Image{
 			PauseImage:          "registry.k8s.io/pause:3.10",
 			RegistriesConf:      "/etc/containers/registries.conf",

@@ -53,6 +53,7 @@ func (cfg *Config) problems() []problem {
 	c.positive("api.shutdown_timeout", float64(cfg.API.ShutdownTimeout))
 
 	c.oneOf("storage.driver", cfg.Storage.Driver, "overlay", "vfs")
+	c.oneOf("storage.check_after_crash", cfg.Storage.CheckAfterCrash, "off", "quick", "full")
 	cfg.imageProblems(&c)
 	cfg.runtimeProblems(&c)
 	c.absPath("network.cni_config_dir", cfg.Network.CNIConfigDir)

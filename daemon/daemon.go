@@ -85,14 +85,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopProfiles()
-	lock, _, err := prepare(cfg, d.log)
+	lock, clean, err := prepare(cfg, d.log)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
 	setThreadLimit(d.log)
 
-	if err := d.openServices(cfg, readBootState(cfg, d.log)); err != nil {
+	if err := d.openServices(cfg, readBootState(cfg, d.log), clean); err != nil {
 		return err
 	}
 	defer func() {
@@ -120,12 +120,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // openServices opens the runtime's parts, builds the CRI services and
 // restores what an earlier run left.
-func (d *Daemon) openServices(cfg *config.Config, boot bootState) error {
+func (d *Daemon) openServices(cfg *config.Config, boot bootState, clean bool) error {
 	parts, err := openRuntime(cfg, d.log)
 	if err != nil {
 		return err
 	}
 	d.parts = parts
+	if !clean {
+		checkStorage(parts.images.Store(), cfg.Storage.CheckAfterCrash, d.log)
+	}
 	d.collector = stats.NewCollector(stats.Options{
 		Layers: stats.StorageLayers{Store: parts.images.Store()}, FsInterval: cfg.Observe.StatsFsInterval.Std(),
 	}, d.log.With("component", "stats"))

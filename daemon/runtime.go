@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.podman.io/storage"
+
 	"github.com/arbor-cri/arbor/config"
 	"github.com/arbor-cri/arbor/cri"
 	"github.com/arbor-cri/arbor/hooks"
@@ -146,4 +148,31 @@ func Wipe(ctx context.Context, cfg *config.Config, log *slog.Logger) (cri.Restor
 		Host: parts.host, RunRoot: cfg.RunRoot,
 	}, log)
 	return rt.Wipe(ctx)
+}
+
+// checkStorage checks storage after an unclean stop and repairs what is
+// damaged (removing damaged containers, whose records restore then
+// cleans up), as configured.
+func checkStorage(st storage.Store, mode string, log *slog.Logger) {
+	opts := &storage.CheckOptions{LayerData: true, ImageData: true, ContainerData: true}
+	switch mode {
+	case "off":
+		return
+	case "full":
+		opts = storage.CheckEverything()
+	}
+	start := time.Now()
+	report, err := st.Check(opts)
+	if err != nil {
+		log.Error("Storage check failed", "error", err)
+		return
+	}
+	damaged := len(report.Layers) + len(report.ROLayers) + len(report.Images) + len(report.ROImages) + len(report.Containers)
+	log.Info("Storage checked after an unclean stop", "mode", mode, "damaged", damaged, "took", time.Since(start).Round(time.Millisecond))
+	if damaged == 0 {
+		return
+	}
+	for _, err := range st.Repair(report, storage.RepairEverything()) {
+		log.Warn("Storage repair step failed", "error", err)
+	}
 }

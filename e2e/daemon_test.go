@@ -217,8 +217,10 @@ func TestFaultExitKillsAtOnce(t *testing.T) {
 	}
 	// A restart on the same folders finds the unclean stop and serves.
 	again := harness.Start(t, harness.Options{Dir: d.Dir})
-	if err := again.WaitLog("Last stop was not clean", 5*time.Second); err != nil {
-		t.Error(err)
+	for _, want := range []string{"Last stop was not clean", "Storage checked after an unclean stop"} {
+		if err := again.WaitLog(want, 5*time.Second); err != nil {
+			t.Error(err)
+		}
 	}
 	again.Stop(t)
 }
