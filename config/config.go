@@ -67,6 +67,7 @@ type Runtime struct {
 	ConmonLogLevel string   `toml:"conmon_log_level" flag:"conmon-log-level" usage:"conmon's log level: debug, info, warn or error"`
 	CgroupManager  string   `toml:"cgroup_manager" flag:"cgroup-manager" usage:"cgroup manager; only cgroupfs is supported (cgroup v1 and v2)"`
 	HooksDirs      []string `toml:"hooks_dirs" flag:"hooks-dir" usage:"folders of OCI hook files (oci-hooks(5) 1.0.0 JSON), later ones masking same-named files of earlier ones; watched for changes"`
+	CDISpecDirs    []string `toml:"cdi_spec_dirs" flag:"cdi-spec-dirs" usage:"folders of CDI spec files that CDI device requests are resolved against, later ones taking precedence"`
 	// Handlers are the runtime handlers by name. File only: one table each.
 	Handlers map[string]RuntimeHandler `toml:"handlers" usage:"runtime handlers, one [runtime.handlers.NAME] table each"`
 }
@@ -173,6 +174,7 @@ func Default() Config {
 			ConmonLogLevel: "error",
 			CgroupManager:  "cgroupfs",
 			HooksDirs:      []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"},
+			CDISpecDirs:    []string{"/etc/cdi", "/var/run/cdi"},
 			Handlers: map[string]RuntimeHandler{
 				"runc": {RuntimePath: "/usr/sbin/runc"},
 				"crun": {RuntimePath: "/usr/bin/crun"},

@@ -85,6 +85,7 @@ func TestErrorsNameKeyFileAndLine(t *testing.T) {
 		{name: "unknown handler key", text: "[runtime.handlers.kata]\nruntime_pth = \"/x\"\n", want: []string{"runtime.handlers.kata.runtime_pth", "line 2", "unknown key"}},
 		{name: "default runtime missing", text: "[runtime]\ndefault_runtime = \"kata\"\n", want: []string{`"runtime.default_runtime"`, "line 2", "names no handler"}},
 		{name: "relative handler path", text: "[runtime.handlers.kata]\nruntime_path = \"kata\"\n", want: []string{`"runtime.handlers.kata.runtime_path"`, "line 2", "absolute"}},
+		{name: "relative CDI folder", text: "[runtime]\ncdi_spec_dirs = [\"/etc/cdi\", \"cdi\"]\n", want: []string{`"runtime.cdi_spec_dirs"`, "line 2", "absolute"}},
 		{name: "bad env", env: map[string]string{"ARBOR_PROFILE_PORT": "http"}, want: []string{`"profile.port"`, "ARBOR_PROFILE_PORT", "not an integer"}},
 		{name: "bad env value", env: map[string]string{"ARBOR_PROFILE_PORT": "70000"}, want: []string{`"profile.port"`, "ARBOR_PROFILE_PORT", "1 to 65535"}},
 		{name: "bad flag value", flag: [2]string{"log-format", "xml"}, want: []string{`"log_format"`, "flag --log-format"}},

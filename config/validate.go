@@ -116,6 +116,9 @@ func (cfg *Config) runtimeProblems(c *checker) {
 	for _, d := range rt.HooksDirs {
 		c.absPath("runtime.hooks_dirs", d)
 	}
+	for _, d := range rt.CDISpecDirs {
+		c.absPath("runtime.cdi_spec_dirs", d)
+	}
 	names := make([]string, 0, len(rt.Handlers))
 	for name := range rt.Handlers {
 		names = append(names, name)

@@ -172,6 +172,9 @@ func (s *RuntimeServer) writeBundle(ctx context.Context, c *store.Container, pod
 				"requested", report.RequestedOOMScoreAdj)
 		})
 	}
+	if err := s.injectCDIDevices(ctx, c.Config, c.ID, sp); err != nil {
+		return err
+	}
 	c.StopSignal, c.User, c.CgroupPath = report.StopSignal, report.User.ToCRI(), sp.Linux.CgroupsPath
 	c.Resources = c.Config.GetLinux().GetResources()
 	if s.Hooks != nil {

@@ -2,6 +2,8 @@ package cri
 
 import (
 	"context"
+	"iter"
+	"slices"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -11,24 +13,31 @@ import (
 // pod sandbox ID (or prefix) and labels. It takes no operation lock, so a
 // stuck stop never blocks it.
 func (s *RuntimeServer) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	f := req.GetFilter()
-	var out []*runtimeapi.Container
-	for _, e := range s.Store.Containers.All() {
-		c := e.Get()
-		if f != nil && !(strings.HasPrefix(c.ID, f.GetId()) &&
-			strings.HasPrefix(c.PodID, f.GetPodSandboxId()) &&
-			(f.GetState() == nil || f.GetState().GetState() == c.State) &&
-			labelsMatch(c.Config.GetLabels(), f.GetLabelSelector())) {
-			continue
+	return &runtimeapi.ListContainersResponse{Containers: slices.Collect(s.containers(req.GetFilter()))}, nil
+}
+
+// containers yields the containers ListContainers and StreamContainers
+// report for f.
+func (s *RuntimeServer) containers(f *runtimeapi.ContainerFilter) iter.Seq[*runtimeapi.Container] {
+	return func(yield func(*runtimeapi.Container) bool) {
+		for _, e := range s.Store.Containers.All() {
+			c := e.Get()
+			if f != nil && !(strings.HasPrefix(c.ID, f.GetId()) &&
+				strings.HasPrefix(c.PodID, f.GetPodSandboxId()) &&
+				(f.GetState() == nil || f.GetState().GetState() == c.State) &&
+				labelsMatch(c.Config.GetLabels(), f.GetLabelSelector())) {
+				continue
+			}
+			if !yield(&runtimeapi.Container{
+				Id: c.ID, PodSandboxId: c.PodID, Metadata: c.Config.GetMetadata(),
+				Image:    &runtimeapi.ImageSpec{Image: c.ImageName, UserSpecifiedImage: c.Image},
+				ImageRef: c.ImageRef, ImageId: c.ImageRef, State: c.State, CreatedAt: c.CreatedAt,
+				Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
+			}) {
+				return
+			}
 		}
-		out = append(out, &runtimeapi.Container{
-			Id: c.ID, PodSandboxId: c.PodID, Metadata: c.Config.GetMetadata(),
-			Image:    &runtimeapi.ImageSpec{Image: c.ImageName, UserSpecifiedImage: c.Image},
-			ImageRef: c.ImageRef, ImageId: c.ImageRef, State: c.State, CreatedAt: c.CreatedAt,
-			Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
-		})
 	}
-	return &runtimeapi.ListContainersResponse{Containers: out}, nil
 }
 
 func labelsMatch(labels, selector map[string]string) bool {

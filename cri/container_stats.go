@@ -2,6 +2,8 @@ package cri
 
 import (
 	"context"
+	"iter"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -48,22 +50,33 @@ func (s *RuntimeServer) ListContainerStats(ctx context.Context, req *runtimeapi.
 	if err != nil {
 		return nil, err
 	}
-	f := req.GetFilter()
-	out := &runtimeapi.ListContainerStatsResponse{}
-	for _, e := range s.Store.Containers.All() {
-		c := e.Get()
-		if !strings.HasPrefix(c.ID, f.GetId()) || !strings.HasPrefix(c.PodID, f.GetPodSandboxId()) ||
-			!labelsMatch(c.Config.GetLabels(), f.GetLabelSelector()) {
-			continue
+	return &runtimeapi.ListContainerStatsResponse{Stats: slices.Collect(s.containerStats(ctx, src, req.GetFilter()))}, nil
+}
+
+// containerStats yields the stats ListContainerStats and
+// StreamContainerStats report for f, reading each container as it is
+// pulled; it stops early when ctx ends.
+func (s *RuntimeServer) containerStats(ctx context.Context, src StatsSource, f *runtimeapi.ContainerStatsFilter) iter.Seq[*runtimeapi.ContainerStats] {
+	return func(yield func(*runtimeapi.ContainerStats) bool) {
+		for _, e := range s.Store.Containers.All() {
+			if ctx.Err() != nil {
+				return
+			}
+			c := e.Get()
+			if !strings.HasPrefix(c.ID, f.GetId()) || !strings.HasPrefix(c.PodID, f.GetPodSandboxId()) ||
+				!labelsMatch(c.Config.GetLabels(), f.GetLabelSelector()) {
+				continue
+			}
+			cs, err := src.Container(ctx, containerTarget(&c))
+			if err != nil {
+				Logger(ctx).Warn("Cannot read container stats", "container_id", c.ID, "error", err)
+				continue
+			}
+			if !yield(containerStatsToCRI(&c, &cs)) {
+				return
+			}
 		}
-		cs, err := src.Container(ctx, containerTarget(&c))
-		if err != nil {
-			Logger(ctx).Warn("Cannot read container stats", "container_id", c.ID, "error", err)
-			continue
-		}
-		out.Stats = append(out.Stats, containerStatsToCRI(&c, &cs))
 	}
-	return out, nil
 }
 
 // statsSource is the configured collector, or Unavailable.

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"iter"
 	"slices"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -208,18 +209,30 @@ func (s *RuntimeServer) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi
 	if err != nil {
 		return nil, err
 	}
-	out := &runtimeapi.ListPodSandboxMetricsResponse{}
-	for _, e := range s.Store.Pods.All() {
-		p := e.Get()
-		t, ctrs := s.podTarget(&p)
-		ps, err := src.Pod(ctx, t)
-		if err != nil {
-			Logger(ctx).Warn("Cannot read pod sandbox metrics", "pod_sandbox_id", p.ID, "error", err)
-			continue
+	return &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: slices.Collect(s.allPodMetrics(ctx, src))}, nil
+}
+
+// allPodMetrics yields the metrics ListPodSandboxMetrics and
+// StreamPodSandboxMetrics report, reading each pod as it is pulled; it
+// stops early when ctx ends.
+func (s *RuntimeServer) allPodMetrics(ctx context.Context, src StatsSource) iter.Seq[*runtimeapi.PodSandboxMetrics] {
+	return func(yield func(*runtimeapi.PodSandboxMetrics) bool) {
+		for _, e := range s.Store.Pods.All() {
+			if ctx.Err() != nil {
+				return
+			}
+			p := e.Get()
+			t, ctrs := s.podTarget(&p)
+			ps, err := src.Pod(ctx, t)
+			if err != nil {
+				Logger(ctx).Warn("Cannot read pod sandbox metrics", "pod_sandbox_id", p.ID, "error", err)
+				continue
+			}
+			if !yield(podMetrics(&p, ctrs, &ps)) {
+				return
+			}
 		}
-		out.PodMetrics = append(out.PodMetrics, podMetrics(&p, ctrs, &ps))
 	}
-	return out, nil
 }
 
 func podMetrics(p *store.Pod, ctrs []store.Container, ps *stats.PodStats) *runtimeapi.PodSandboxMetrics {

@@ -2,6 +2,8 @@ package cri
 
 import (
 	"context"
+	"iter"
+	"slices"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -38,21 +40,32 @@ func (s *RuntimeServer) ListPodSandboxStats(ctx context.Context, req *runtimeapi
 	if err != nil {
 		return nil, err
 	}
-	f := req.GetFilter()
-	out := &runtimeapi.ListPodSandboxStatsResponse{}
-	for _, e := range s.Store.Pods.All() {
-		p := e.Get()
-		if !strings.HasPrefix(p.ID, f.GetId()) || !labelsMatch(p.Config.GetLabels(), f.GetLabelSelector()) {
-			continue
+	return &runtimeapi.ListPodSandboxStatsResponse{Stats: slices.Collect(s.podStats(ctx, src, req.GetFilter()))}, nil
+}
+
+// podStats yields the stats ListPodSandboxStats and StreamPodSandboxStats
+// report for f, reading each pod as it is pulled; it stops early when ctx
+// ends.
+func (s *RuntimeServer) podStats(ctx context.Context, src StatsSource, f *runtimeapi.PodSandboxStatsFilter) iter.Seq[*runtimeapi.PodSandboxStats] {
+	return func(yield func(*runtimeapi.PodSandboxStats) bool) {
+		for _, e := range s.Store.Pods.All() {
+			if ctx.Err() != nil {
+				return
+			}
+			p := e.Get()
+			if !strings.HasPrefix(p.ID, f.GetId()) || !labelsMatch(p.Config.GetLabels(), f.GetLabelSelector()) {
+				continue
+			}
+			ps, err := s.readPod(ctx, src, &p)
+			if err != nil {
+				Logger(ctx).Warn("Cannot read pod sandbox stats", "pod_sandbox_id", p.ID, "error", err)
+				continue
+			}
+			if !yield(ps) {
+				return
+			}
 		}
-		ps, err := s.readPod(ctx, src, &p)
-		if err != nil {
-			Logger(ctx).Warn("Cannot read pod sandbox stats", "pod_sandbox_id", p.ID, "error", err)
-			continue
-		}
-		out.Stats = append(out.Stats, ps)
 	}
-	return out, nil
 }
 
 // readPod reads a pod and its containers and converts them.

@@ -3,6 +3,8 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"iter"
+	"slices"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -49,19 +51,25 @@ func podStatus(p *store.Pod) *runtimeapi.PodSandboxStatus {
 
 // ListPodSandbox lists pods, filtered by ID (or prefix), state and labels.
 func (s *RuntimeServer) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	f := req.GetFilter()
-	var out []*runtimeapi.PodSandbox
-	for _, e := range s.Store.Pods.All() {
-		p := e.Get()
-		if f != nil && !(strings.HasPrefix(p.ID, f.GetId()) &&
-			(f.GetState() == nil || f.GetState().GetState() == p.State) &&
-			labelsMatch(p.Config.GetLabels(), f.GetLabelSelector())) {
-			continue
+	return &runtimeapi.ListPodSandboxResponse{Items: slices.Collect(s.pods(req.GetFilter()))}, nil
+}
+
+// pods yields the pods ListPodSandbox and StreamPodSandboxes report for f.
+func (s *RuntimeServer) pods(f *runtimeapi.PodSandboxFilter) iter.Seq[*runtimeapi.PodSandbox] {
+	return func(yield func(*runtimeapi.PodSandbox) bool) {
+		for _, e := range s.Store.Pods.All() {
+			p := e.Get()
+			if f != nil && !(strings.HasPrefix(p.ID, f.GetId()) &&
+				(f.GetState() == nil || f.GetState().GetState() == p.State) &&
+				labelsMatch(p.Config.GetLabels(), f.GetLabelSelector())) {
+				continue
+			}
+			if !yield(&runtimeapi.PodSandbox{
+				Id: p.ID, Metadata: p.Config.GetMetadata(), State: p.State, CreatedAt: p.CreatedAt,
+				Labels: p.Config.GetLabels(), Annotations: p.Config.GetAnnotations(), RuntimeHandler: p.Handler,
+			}) {
+				return
+			}
 		}
-		out = append(out, &runtimeapi.PodSandbox{
-			Id: p.ID, Metadata: p.Config.GetMetadata(), State: p.State, CreatedAt: p.CreatedAt,
-			Labels: p.Config.GetLabels(), Annotations: p.Config.GetAnnotations(), RuntimeHandler: p.Handler,
-		})
 	}
-	return &runtimeapi.ListPodSandboxResponse{Items: out}, nil
 }

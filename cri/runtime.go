@@ -47,6 +47,8 @@ type Deps struct {
 	PauseCommand []string
 	// Hooks injects OCI hooks into container specs; nil injects none.
 	Hooks *hooks.Manager
+	// CDI resolves and injects CDI devices; nil refuses every request.
+	CDI *CDI
 }
 
 // RuntimeServer is the CRI RuntimeService. Methods not built yet return

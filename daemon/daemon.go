@@ -140,7 +140,7 @@ func (d *Daemon) openServices(cfg *config.Config, boot bootState, clean bool) er
 	}, cri.Deps{
 		Images: parts.images, OCI: parts.oci, Network: parts.network, Store: parts.store,
 		Host: parts.host, Faults: d.faults, RunRoot: cfg.RunRoot, PauseCommand: pauseCommand(cfg),
-		Hooks: parts.hooks,
+		Hooks: parts.hooks, CDI: parts.cdi,
 		Stats: d.collector, Events: d.events,
 	}, d.log.With("component", "runtime"))
 	d.imageSrv = cri.NewImageServer(parts.images, d.log.With("component", "images"))

@@ -29,6 +29,7 @@ type runtimeParts struct {
 	store   *store.Store
 	host    spec.Host
 	hooks   *hooks.Manager
+	cdi     *cri.CDI
 }
 
 // openRuntime opens storage, the OCI runtime, CNI and the record store
@@ -69,6 +70,10 @@ func (p *runtimeParts) openRest(cfg *config.Config, log *slog.Logger) error {
 	p.hooks, err = hooks.New(cfg.Runtime.HooksDirs, log.With("component", "hooks"))
 	if err != nil {
 		log.Warn("Some OCI hooks were not loaded", "error", err)
+	}
+	p.cdi, err = cri.NewCDI(cfg.Runtime.CDISpecDirs, log.With("component", "cdi"))
+	if err != nil {
+		return err
 	}
 	p.store, err = store.Open(cfg.StateDir())
 	return err
