@@ -17,7 +17,7 @@ APT_PACKAGES := runc crun conmon containernetworking-plugins iptables docker-reg
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help build deps tools run cni-config test unit e2e critest bench cribench vet fmt clean
+.PHONY: help build deps tools run cni-config test unit e2e critest e2e-kubelet bench cribench vet fmt clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'

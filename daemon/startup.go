@@ -93,7 +93,8 @@ func prepare(cfg *config.Config, log *slog.Logger) (lock *os.File, clean bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	if !clean {
+	if _, err := os.Stat(cfg.PersistentVersionFile()); !clean && err == nil {
+		// A root that has run before but left no marker: a crash.
 		log.Warn("Last stop was not clean", "marker", cfg.CleanShutdownFile())
 	}
 	return lock, clean, nil

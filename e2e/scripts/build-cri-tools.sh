@@ -25,7 +25,12 @@ out=$(cd "$out" && pwd)
 have_version() {
 	local bin=$1
 	shift
-	[[ -x $bin ]] && "$bin" "$@" 2>/dev/null | grep -q -- "$plain"
+	local out
+	[[ -x $bin ]] || return 1
+	# Capture first: under pipefail, grep -q closing the pipe early would
+	# make the pipeline fail with SIGPIPE.
+	out=$("$bin" "$@" 2>/dev/null) || true
+	[[ $out == *"$plain"* ]]
 }
 
 up_to_date() {
@@ -63,5 +68,6 @@ touch "$out/.ginkgo-for-cri-tools-$plain"
 cd /
 rm -rf "$src"
 "$out/crictl" --version
-"$out/critest" -version 2>/dev/null | head -1
+version_line=$("$out/critest" -version 2>/dev/null) || true
+printf '%s\n' "${version_line%%$'\n'*}"
 "$out/ginkgo" version

@@ -1,0 +1,166 @@
+# checks.sh: sourced by e2e/scripts/e2e-kubelet.sh; the checks on the static
+# pods in e2e/kubelet/manifests, each through crictl (arbor's view) and the
+# kubelet's /pods (the kubelet's view). Each check calls pass or fail once.
+#
+# Needs from the caller: say, $crictl (array), $node, $manifests, $OUT,
+# kubelet_pods (kubelet.sh). Fills: passed, failed.
+
+pass() {
+	passed=$((passed + 1))
+	say "PASS $1: $2"
+}
+
+fail() {
+	failed+=("$1")
+	say "FAIL $1: $2"
+}
+
+# wait_until SECONDS CMD...: runs CMD every 2 s until it succeeds (0) or
+# SECONDS have passed (1).
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || return 1
+		sleep 2
+	done
+}
+
+# ctrs POD prints crictl's JSON list of every container (any state) of the
+# static pod POD (named POD-$node by the kubelet).
+ctrs() {
+	"${crictl[@]}" ps -a -o json --label "io.kubernetes.pod.name=$1-$node"
+}
+
+# running_count POD prints how many of POD's containers crictl shows Running.
+running_count() {
+	ctrs "$1" | jq '[.containers[] | select(.state == "CONTAINER_RUNNING")] | length'
+}
+
+# max_attempt POD NAME prints the highest attempt of container NAME in POD.
+max_attempt() {
+	ctrs "$1" | jq --arg n "$2" '[.containers[] | select(.metadata.name == $n) | .metadata.attempt // 0] | max // -1'
+}
+
+# kpod POD prints the kubelet's view of POD (from /pods) as JSON.
+kpod() {
+	kubelet_pods | jq -e --arg n "$1-$node" '.items[] | select(.metadata.name == $n)'
+}
+
+# kpod_jq POD FILTER: true when jq -e FILTER holds for the kubelet's POD.
+kpod_jq() {
+	kpod "$1" | jq -e "$2" >/dev/null
+}
+
+# probe_logged RESULT: the kubelet logged a liveness probe RESULT
+# ("Probe succeeded" or "Probe failed") for the liveness pod.
+probe_logged() {
+	grep -F "\"$1\"" "$OUT/kubelet.log" | grep -F 'probeType="Liveness"' |
+		grep -qF "pod=\"default/liveness-$node\""
+}
+
+write_manifests() {
+	manifests=$tmp/manifests
+	mkdir -p "$manifests"
+	cp "$repo/e2e/kubelet/manifests/"*.yaml "$manifests/" || die "copying the manifests"
+	cp -r "$manifests" "$OUT/manifests"
+}
+
+check_two() {
+	if wait_until 240 test_eq 2 running_count two; then
+		pass two "crictl shows both containers of two-$node Running"
+	else
+		fail two "crictl: $(ctrs two | jq -c '[.containers[] | {name: .metadata.name, state}]')"
+	fi
+	local ok='.status.phase == "Running" and (.status.podIP // "") != "" and
+		([.status.containerStatuses[]? | select(.state.running != null and .ready)] | length) == 2'
+	if wait_until 60 kpod_jq two "$ok"; then
+		pass two-kubelet "the kubelet reports two-$node Running, IP $(kpod two | jq -r .status.podIP), both containers running and ready"
+	else
+		fail two-kubelet "kubelet status: $(kpod two | jq -c '.status | {phase, podIP, containerStatuses}')"
+	fi
+}
+
+# check_stats: the kubelet's /stats/summary (built from arbor's
+# ListContainerStats and ImageFsInfo) has CPU and memory for both containers
+# of the two pod.
+check_stats() {
+	local ok='[.pods[] | select(.podRef.name == $n) | .containers[] |
+		select((.cpu.usageCoreNanoSeconds // 0) > 0 and (.memory.workingSetBytes // 0) > 0)] | length == 2'
+	if wait_until 60 stats_jq "$ok"; then
+		pass stats-kubelet "the kubelet's /stats/summary has CPU and memory for both containers of two-$node"
+	else
+		fail stats-kubelet "summary of two-$node: $(kubelet_stats | jq -c --arg n "two-$node" '[.pods[] | select(.podRef.name == $n) | .containers[] | {name, cpu, memory}]')"
+	fi
+}
+
+# stats_jq FILTER: true when jq -e FILTER (with $n the two pod's name) holds
+# for the kubelet's /stats/summary.
+stats_jq() {
+	kubelet_stats | jq -e --arg n "two-$node" "$1" >/dev/null
+}
+
+check_liveness() {
+	if wait_until 120 probe_logged "Probe succeeded"; then
+		pass liveness-ok "the exec probe (cat /tmp/healthy) succeeded while the file existed"
+	else
+		fail liveness-ok "no successful liveness probe in the kubelet log (VERBOSITY must be 3 or more)"
+	fi
+	if wait_until 120 test_ge 1 max_attempt liveness probed && probe_logged "Probe failed"; then
+		pass liveness-restart "the probe failed after the file was removed; the kubelet restarted the container (attempt $(max_attempt liveness probed))"
+	else
+		fail liveness-restart "attempt $(max_attempt liveness probed); failed probe logged: $(probe_logged 'Probe failed' && echo yes || echo no)"
+	fi
+	if wait_until 60 kpod_jq liveness '.status.containerStatuses[0].restartCount >= 1'; then
+		pass liveness-kubelet "the kubelet counts $(kpod liveness | jq .status.containerStatuses[0].restartCount) restart(s)"
+	else
+		fail liveness-kubelet "kubelet status: $(kpod liveness | jq -c .status.containerStatuses)"
+	fi
+}
+
+check_crash() {
+	if wait_until 180 test_ge 2 max_attempt crash crasher; then
+		pass crash "attempts of the crashing container rise (attempt $(max_attempt crash crasher))"
+	else
+		fail crash "attempt $(max_attempt crash crasher): $(ctrs crash | jq -c '[.containers[] | {attempt: .metadata.attempt, state}]')"
+	fi
+	local exited code
+	exited=$(ctrs crash | jq -r '[.containers[] | select(.state == "CONTAINER_EXITED")][0].id // empty')
+	code=$([[ -n $exited ]] && "${crictl[@]}" inspect -o json "$exited" | jq .status.exitCode)
+	if [[ $code == 1 ]]; then
+		pass crash-exit "arbor reports exit code 1 for an exited attempt"
+	else
+		fail crash-exit "exit code of an exited attempt: '${code}'"
+	fi
+	local ok='.status.containerStatuses[0] | .restartCount >= 2 and
+		((.lastState.terminated.exitCode // .state.terminated.exitCode) == 1)'
+	if wait_until 60 kpod_jq crash "$ok"; then
+		pass crash-kubelet "the kubelet counts $(kpod crash | jq .status.containerStatuses[0].restartCount) restarts, exit code 1, state $(kpod crash | jq -c '.status.containerStatuses[0].state | keys')"
+	else
+		fail crash-kubelet "kubelet status: $(kpod crash | jq -c .status.containerStatuses)"
+	fi
+}
+
+# all_gone: the kubelet has no pods and arbor has no pods or containers.
+all_gone() {
+	[[ $(kubelet_pods | jq '.items | length') == 0 ]] &&
+		[[ -z $("${crictl[@]}" pods -q) ]] && [[ -z $("${crictl[@]}" ps -a -q) ]]
+}
+
+check_removal() {
+	kubelet_pods >"$OUT/pods.json" 2>/dev/null
+	rm -f "$manifests"/*.yaml
+	say "manifests removed; waiting for the kubelet to stop and remove the pods"
+	local start=$SECONDS
+	if wait_until 300 all_gone; then
+		pass removal "the kubelet stopped and removed every pod and container through arbor in $((SECONDS - start))s"
+	else
+		fail removal "left: kubelet $(kubelet_pods | jq -c '[.items[].metadata.name]'), pods $("${crictl[@]}" pods -q | wc -l), containers $("${crictl[@]}" ps -a -q | wc -l)"
+	fi
+}
+
+test_eq() { [[ $("${@:2}") == "$1" ]]; }
+test_ge() {
+	local v
+	v=$("${@:2}") && [[ $v =~ ^[0-9]+$ ]] && ((v >= $1))
+}
