@@ -117,17 +117,29 @@ func (s *RuntimeServer) makePodCgroups(_ context.Context, p *store.Pod, u *undo)
 	if parent == "" {
 		return nil
 	}
+	// Which folders this pod makes is not derivable from its ID: record
+	// them before making them, so that a restore after a crash, even one
+	// in the middle of the mkdirs, removes them; then record exactly the
+	// ones this pod made.
+	planned, err := sandbox.MissingCgroupFolders(parent)
+	if err != nil {
+		return err
+	}
+	if len(planned) > 0 {
+		p.Cgroups = planned
+		if err := s.Store.SavePod(*p); err != nil {
+			return err
+		}
+	}
 	created, err := sandbox.EnsureCgroupParent(parent)
 	if err != nil {
 		return err
 	}
 	p.Cgroups = created
 	u.push("removing cgroups", func(context.Context) error { return sandbox.RemoveCgroups(created) })
-	if len(created) == 0 {
+	if len(created) == 0 && len(planned) == 0 {
 		return nil
 	}
-	// Which folders this pod made is not derivable from its ID: record it
-	// now, so a restore after a crash removes exactly these.
 	return s.Store.SavePod(*p)
 }
 

@@ -58,6 +58,32 @@ func EnsureCgroupParent(parent string) (created []string, err error) {
 	return created, nil
 }
 
+// MissingCgroupFolders returns the folders that EnsureCgroupParent(parent)
+// would create now: those of the path that do not exist yet, in every
+// hierarchy, shallowest first. A create records them before it makes
+// them, so that a crash half-way leaves no folder restore does not know.
+func MissingCgroupFolders(parent string) ([]string, error) {
+	rel, err := cgroupRel(parent)
+	if err != nil || rel == "" {
+		return nil, err
+	}
+	roots, err := cgroupHierarchies()
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, root := range roots {
+		dir := root
+		for _, part := range strings.Split(rel, "/") {
+			dir = filepath.Join(dir, part)
+			if !fileExists(dir) {
+				missing = append(missing, dir)
+			}
+		}
+	}
+	return missing, nil
+}
+
 // cgroupRel cleans a cgroup parent into a relative path, refusing "..".
 func cgroupRel(parent string) (string, error) {
 	if parent == "" {
@@ -140,18 +166,24 @@ func inheritCpuset(parent, dir string) error {
 // RemoveCgroups removes the folders EnsureCgroupParent created, deepest
 // first. A folder that is already gone is fine; one that stays busy (it
 // still has processes or child cgroups) after a short retry is reported,
-// and its ancestors are then left in place without waiting on them.
+// and its ancestors are then left in place without waiting on them. An
+// ancestor of the pod's own folder that now holds other pods' cgroups is
+// shared: it is left in place without waiting and without an error.
 func RemoveCgroups(created []string) error {
 	dirs := slices.Clone(created)
 	slices.SortStableFunc(dirs, func(a, b string) int {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
 	var errs []error
-	var kept []string
+	var kept, shared []string
 	for _, d := range dirs {
 		if child := keptChild(kept, d); child != "" {
 			kept = append(kept, d)
 			errs = append(errs, fmt.Errorf("removing cgroup %s: child %s remains", d, child))
+			continue
+		}
+		if keptChild(shared, d) != "" || (keptChild(dirs, d) != "" && hasChildCgroups(d)) {
+			shared = append(shared, d)
 			continue
 		}
 		if err := rmdirCgroup(d); err != nil {
@@ -170,6 +202,15 @@ func keptChild(kept []string, dir string) string {
 		}
 	}
 	return ""
+}
+
+// hasChildCgroups reports whether a cgroup folder has child cgroups.
+func hasChildCgroups(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.IsDir() })
 }
 
 // rmdirCgroup removes one cgroup folder, retrying while it is busy.

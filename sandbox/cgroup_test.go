@@ -182,3 +182,72 @@ func TestEnsureCgroupParentRollsBack(t *testing.T) {
 		requireNotExist(t, filepath.Join(r, top))
 	}
 }
+
+// TestRemoveCgroupsLeavesSharedAncestors removes the pod that created a
+// cgroup ancestor while another pod still lives below it: the first pod's
+// own folder goes, the shared ancestor stays, and neither removal fails.
+func TestRemoveCgroupsLeavesSharedAncestors(t *testing.T) {
+	requireRoot(t)
+	parent, top := testCgroupParent(t)
+	sibling := filepath.Join(filepath.Dir(parent), "pod2")
+	roots, err := cgroupHierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, r := range roots {
+			os.Remove(filepath.Join(r, sibling))
+		}
+	})
+	first, err := EnsureCgroupParent(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := EnsureCgroupParent(sibling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second) != len(roots) {
+		t.Fatalf("the sibling created %v, want only its own folders", second)
+	}
+	if err := RemoveCgroups(first); err != nil {
+		t.Fatalf("removing the pod that created the shared ancestor: %v", err)
+	}
+	for _, r := range roots {
+		requireNotExist(t, filepath.Join(r, parent))
+		if _, err := os.Stat(filepath.Join(r, sibling)); err != nil {
+			t.Errorf("the sibling's cgroup is gone: %v", err)
+		}
+	}
+	if err := RemoveCgroups(second); err != nil {
+		t.Fatalf("removing the sibling: %v", err)
+	}
+	for _, r := range roots {
+		requireNotExist(t, filepath.Join(r, sibling))
+		if _, err := os.Stat(filepath.Join(r, top, "burstable")); err != nil {
+			t.Errorf("shared ancestor removed by a pod that did not create it: %v", err)
+		}
+	}
+}
+
+// TestMissingCgroupFolders checks that the folders planned ahead of a
+// create are exactly those the create then makes.
+func TestMissingCgroupFolders(t *testing.T) {
+	requireRoot(t)
+	parent, _ := testCgroupParent(t)
+	planned, err := MissingCgroupFolders(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := EnsureCgroupParent(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = RemoveCgroups(created) })
+	if !slices.Equal(planned, created) {
+		t.Errorf("planned %v, created %v", planned, created)
+	}
+	if again, err := MissingCgroupFolders(parent); err != nil || len(again) != 0 {
+		t.Errorf("after the create, missing = %v, %v; want none", again, err)
+	}
+}
