@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -51,8 +53,8 @@ func (s *RuntimeServer) removePod(ctx context.Context, e *store.Entry[store.Pod]
 		}
 	}
 	p := e.Get()
-	if err := sandbox.RemoveCgroups(p.Cgroups); err != nil {
-		return fmt.Errorf("removing cgroups: %w", err)
+	if err := s.removePodCgroups(p.Cgroups); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		return fmt.Errorf("removing pod folder: %w", err)
@@ -66,4 +68,43 @@ func (s *RuntimeServer) removePod(ctx context.Context, e *store.Entry[store.Pod]
 	s.Store.Pods.Remove(p.ID, p.Name)
 	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, p)
 	return nil
+}
+
+// removePodCgroups removes the cgroup folders the pod made. A parent it
+// made that still holds other pods' cgroups stays, and is remembered: it
+// is removed once the last pod under it is gone, whichever pod that is.
+func (s *RuntimeServer) removePodCgroups(made []string) error {
+	if err := sandbox.RemoveCgroups(made); err != nil {
+		return fmt.Errorf("removing cgroups: %w", err)
+	}
+	return s.Store.UpdateLeftCgroups(func(left []string) []string {
+		for _, d := range made {
+			if exists(d) && !slices.Contains(left, d) {
+				left = append(left, d)
+			}
+		}
+		return sweepCgroups(left)
+	})
+}
+
+// sweepCgroups removes the folders of left that are now empty, deepest
+// first, and returns those that remain.
+func sweepCgroups(left []string) []string {
+	slices.SortFunc(left, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	var keep []string
+	for _, d := range left {
+		if !exists(d) {
+			continue
+		}
+		if cgroupEmpty(d) && os.Remove(d) == nil {
+			continue
+		}
+		keep = append(keep, d)
+	}
+	return keep
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

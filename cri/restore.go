@@ -77,6 +77,9 @@ func (s *RuntimeServer) Restore(ctx context.Context, opts RestoreOptions) (Resto
 		s.log.Info("Leftover removed", "kind", o.Kind, "id", o.ID, "path", o.Path)
 		rep.Orphans++
 	}
+	if err := s.Store.UpdateLeftCgroups(sweepCgroups); err != nil {
+		s.log.Warn("Cannot sweep cgroup folders left by removed pods", "error", err)
+	}
 	if opts.WipeImages {
 		rep.Images = s.wipeUnusedImages(ctx)
 	}
@@ -187,7 +190,7 @@ func (s *RuntimeServer) cleanupPod(ctx context.Context, p *store.Pod) error {
 	errs = append(errs,
 		sandbox.UnmountShm(filepath.Join(p.Dir, shmDir)),
 		s.unpinPod(p),
-		sandbox.RemoveCgroups(p.Cgroups),
+		s.removePodCgroups(p.Cgroups),
 		os.RemoveAll(p.Dir),
 	)
 	if err := errors.Join(errs...); err != nil {

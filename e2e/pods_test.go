@@ -423,3 +423,23 @@ func cgroupFolders(parent string) int {
 	}
 	return n
 }
+
+// TestSharedCgroupParentRemoved: the first pod makes a parent folder that
+// a second pod then shares. Removing the first pod cannot remove the
+// folder; removing the second, last, pod must.
+func TestSharedCgroupParentRemoved(t *testing.T) {
+	pt := newPodTest(t)
+	first, second := pt.podConfig("first"), pt.podConfig("second")
+	shared := pt.cgroup + "/shared"
+	first.Linux.CgroupParent, second.Linux.CgroupParent = shared+"/first", shared+"/second"
+	firstID, secondID := pt.runPod(first), pt.runPod(second)
+	for _, id := range []string{firstID, secondID} {
+		if _, err := pt.cri.RemovePodSandbox(pt.ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatalf("removing pod %s: %v", id, err)
+		}
+	}
+	if left := glob("/sys/fs/cgroup/*" + shared); len(left) > 0 {
+		t.Errorf("the shared parent outlived every pod in it: %v", left)
+	}
+	pt.finish()
+}

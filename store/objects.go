@@ -1,8 +1,13 @@
 package store
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Store holds every pod and container, in memory and on disk.
@@ -11,6 +16,9 @@ type Store struct {
 	Containers *Index[Container]
 	podDisk    *Disk
 	ctrDisk    *Disk
+	dir        string
+
+	leftMu sync.Mutex // serializes changes to the left-cgroups file
 }
 
 // Open returns an empty store whose records live under dir. Restore loads
@@ -26,7 +34,7 @@ func Open(dir string) (*Store, error) {
 	}
 	return &Store{
 		Pods: NewIndex[Pod]("pod sandbox"), Containers: NewIndex[Container]("container"),
-		podDisk: pd, ctrDisk: cd,
+		podDisk: pd, ctrDisk: cd, dir: dir,
 	}, nil
 }
 
@@ -78,4 +86,38 @@ func (s *Store) ContainersOf(podID string) []*Entry[Container] {
 		}
 	}
 	return out
+}
+
+// leftFile lists cgroup folders that removed pods made but had to leave,
+// because other pods' cgroups were still in them.
+func (s *Store) leftFile() string { return filepath.Join(s.dir, "cgroups-left.json") }
+
+// UpdateLeftCgroups changes the list of cgroup folders left behind by
+// removed pods: fn gets the current list and returns the new one, which
+// is written durably.
+func (s *Store) UpdateLeftCgroups(fn func([]string) []string) error {
+	s.leftMu.Lock()
+	defer s.leftMu.Unlock()
+	var left []string
+	data, err := os.ReadFile(s.leftFile())
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &left); err != nil {
+			return fmt.Errorf("reading %s: %w", s.leftFile(), err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	next := fn(left)
+	if len(next) == 0 {
+		if err := os.Remove(s.leftFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	data, err = json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(s.leftFile(), data, 0o600)
 }
