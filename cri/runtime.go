@@ -60,6 +60,7 @@ type RuntimeServer struct {
 	log *slog.Logger
 
 	streamer     Streamer
+	rro          sync.Map // handler name → func() bool, see supportsRRO
 	parking      parkingLot
 	oomClampOnce sync.Once
 }

@@ -2,6 +2,10 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -34,12 +38,13 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 	return resp, nil
 }
 
-// handlers lists each handler with the features it really supports. None
-// is claimed until it is built and tested.
+// handlers lists each handler with the features it really supports:
+// recursive read-only mounts when the handler's runtime binary says it
+// knows the "rro" mount option. User namespaces are not built.
 func (s *RuntimeServer) handlers() []*runtimeapi.RuntimeHandler {
 	out := make([]*runtimeapi.RuntimeHandler, 0, len(s.info.Handlers)+1)
 	for i, name := range s.info.Handlers {
-		features := &runtimeapi.RuntimeHandlerFeatures{}
+		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.supportsRRO(name)}
 		out = append(out, &runtimeapi.RuntimeHandler{Name: name, Features: features})
 		if i == 0 {
 			// The default handler is also listed under the empty name.
@@ -47,4 +52,27 @@ func (s *RuntimeServer) handlers() []*runtimeapi.RuntimeHandler {
 		}
 	}
 	return out
+}
+
+// supportsRRO asks a handler's runtime binary, once, whether it supports
+// the "rro" mount option (`runc features`, OCI runtime features).
+func (s *RuntimeServer) supportsRRO(handler string) bool {
+	v, _ := s.rro.LoadOrStore(handler, sync.OnceValue(func() bool {
+		if s.OCI == nil {
+			return false
+		}
+		h, err := s.OCI.Handler(handler)
+		if err != nil {
+			return false
+		}
+		out, err := exec.Command(h.RuntimePath, "features").Output()
+		if err != nil {
+			return false
+		}
+		var f struct {
+			MountOptions []string `json:"mountOptions"`
+		}
+		return json.Unmarshal(out, &f) == nil && slices.Contains(f.MountOptions, "rro")
+	}))
+	return v.(func() bool)()
 }
