@@ -12,15 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-)
 
-const busybox = "/usr/bin/busybox"
+	"github.com/arbor-cri/arbor/internal/testrootfs"
+)
 
 // hookScript records the state runc hands a hook on stdin, then the stage
 // its hook entry's env names, into the file named by its first argument.
@@ -38,9 +37,7 @@ func requireRunc(t *testing.T) string {
 	if err != nil {
 		t.Skip("runc is not installed")
 	}
-	if _, err := os.Stat(busybox); err != nil {
-		t.Skip("busybox is not installed")
-	}
+	testrootfs.RequireBusybox(t)
 	return runc
 }
 
@@ -78,7 +75,9 @@ func TestHooksRunUnderRunc(t *testing.T) {
 	m := newManager(t, dir)
 
 	bundle := filepath.Join(work, "bundle")
-	buildRootfs(t, filepath.Join(bundle, "rootfs"))
+	testrootfs.Build(t, filepath.Join(bundle, "rootfs"), testrootfs.Options{
+		Applets: []string{"sh", "true"}, Dirs: testrootfs.MountPoints, Symlink: true,
+	})
 	sp := minimalSpec("/" + id)
 	applied, err := m.Apply(sp, sp.Annotations, false)
 	if err != nil {
@@ -87,7 +86,7 @@ func TestHooksRunUnderRunc(t *testing.T) {
 	if want := []string{"10-prestart.json", "20-create-runtime.json"}; !slices.Equal(applied, want) {
 		t.Fatalf("applied %v, want %v", applied, want)
 	}
-	writeConfig(t, bundle, sp)
+	testrootfs.WriteConfig(t, bundle, sp)
 	t.Cleanup(func() { cleanupContainer(t, runc, work, id) })
 	runContainer(t, runc, work, bundle, id)
 
@@ -129,33 +128,9 @@ func assertHookRan(t *testing.T, path, id, bundle, stage string) {
 
 // minimalSpec runs /bin/true in fresh namespaces under cgroupsPath.
 func minimalSpec(cgroupsPath string) *specs.Spec {
-	return &specs.Spec{
-		Version:     specs.Version,
-		Root:        &specs.Root{Path: "rootfs"},
-		Annotations: map[string]string{"example.com/hooked": "yes"},
-		Process: &specs.Process{
-			Args: []string{"/bin/true"}, Env: []string{"PATH=/bin"}, Cwd: "/", NoNewPrivileges: true,
-		},
-		Mounts: []specs.Mount{{Destination: "/proc", Type: "proc", Source: "proc"}},
-		Linux: &specs.Linux{
-			CgroupsPath: cgroupsPath,
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
-				{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace},
-			},
-		},
-	}
-}
-
-func writeConfig(t *testing.T, bundle string, sp *specs.Spec) {
-	t.Helper()
-	data, err := json.Marshal(sp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s := testrootfs.MinimalSpec([]string{"/bin/true"}, cgroupsPath)
+	s.Annotations = map[string]string{"example.com/hooked": "yes"}
+	return s
 }
 
 // runContainer runs the bundle in the foreground; runc deletes the
@@ -194,48 +169,5 @@ func cleanupContainer(t *testing.T, runc, work, id string) {
 		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("removing cgroup %s: %v", d, err)
 		}
-	}
-}
-
-var lddPath = regexp.MustCompile(`(/\S+) \(0x`)
-
-// buildRootfs copies busybox and the libraries ldd lists into dir, with
-// applet links in /bin.
-func buildRootfs(t *testing.T, dir string) {
-	t.Helper()
-	out, err := exec.Command("ldd", busybox).Output()
-	if err != nil {
-		t.Fatalf("ldd busybox: %v", err)
-	}
-	files := []string{busybox}
-	for _, m := range lddPath.FindAllStringSubmatch(string(out), -1) {
-		files = append(files, m[1])
-	}
-	for _, f := range files {
-		copyExecutable(t, f, filepath.Join(dir, f))
-	}
-	for _, sub := range []string{"bin", "proc", "dev", "sys", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, applet := range []string{"sh", "true"} {
-		if err := os.Symlink(busybox, filepath.Join(dir, "bin", applet)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func copyExecutable(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -4,24 +4,24 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/arbor-cri/arbor/internal/testrootfs"
 )
 
 const (
 	conmonBin  = "/usr/bin/conmon"
-	busyboxBin = "/usr/bin/busybox"
+	busyboxBin = testrootfs.Busybox
 )
 
 // applets are the busybox commands the test containers use.
@@ -122,76 +122,19 @@ func removeCgroupTree(t *testing.T, rel string) {
 	}
 }
 
-var lddPath = regexp.MustCompile(`(/\S+) \(0x`)
-
-// buildRootfs copies busybox and the libraries ldd lists into dir.
-func buildRootfs(t *testing.T, dir string) {
-	t.Helper()
-	out, err := exec.Command("ldd", busyboxBin).Output()
-	if err != nil {
-		t.Fatalf("ldd busybox: %v", err)
-	}
-	files := []string{busyboxBin}
-	for _, m := range lddPath.FindAllStringSubmatch(string(out), -1) {
-		files = append(files, m[1])
-	}
-	for _, f := range files {
-		copyFile(t, f, filepath.Join(dir, f))
-	}
-	for _, sub := range []string{"bin", "proc", "dev", "sys", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, a := range applets {
-		if err := os.Link(filepath.Join(dir, busyboxBin), filepath.Join(dir, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // testSpec is a minimal OCI config running args in a busybox rootfs.
 func testSpec(args []string, cgroupsPath string, terminal bool) *specs.Spec {
-	return &specs.Spec{
-		Version:  specs.Version,
-		Hostname: "arbor-test",
-		Root:     &specs.Root{Path: "rootfs"},
-		Process: &specs.Process{
-			Terminal:        terminal,
-			Args:            args,
-			Env:             []string{"PATH=/bin", "TERM=xterm"},
-			Cwd:             "/",
-			NoNewPrivileges: true,
-		},
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc"},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-		},
-		Linux: &specs.Linux{
-			CgroupsPath: cgroupsPath,
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
-				{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace},
-			},
-			Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
-		},
-	}
+	s := testrootfs.MinimalSpec(args, cgroupsPath)
+	s.Hostname = "arbor-test"
+	s.Process.Terminal = terminal
+	s.Process.Env = append(s.Process.Env, "TERM=xterm")
+	s.Mounts = append(s.Mounts,
+		specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+		specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	)
+	s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	return s
 }
 
 // ctr describes one test container.
@@ -209,7 +152,7 @@ func (e *env) bundle(t *testing.T, args []string, mutate ...func(*specs.Spec)) c
 		logPath:     filepath.Join(e.dir, "logs", id+".log"),
 		cgroupsPath: e.cgParent + "/" + id,
 	}
-	buildRootfs(t, filepath.Join(c.bundle, "rootfs"))
+	testrootfs.Build(t, filepath.Join(c.bundle, "rootfs"), testrootfs.Options{Applets: applets, Dirs: testrootfs.MountPoints})
 	if err := os.MkdirAll(filepath.Dir(c.logPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -217,13 +160,7 @@ func (e *env) bundle(t *testing.T, args []string, mutate ...func(*specs.Spec)) c
 	for _, m := range mutate {
 		m(spec)
 	}
-	data, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.bundle, "config.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testrootfs.WriteConfig(t, c.bundle, spec)
 	return c
 }
 

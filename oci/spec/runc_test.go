@@ -18,6 +18,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/internal/testrootfs"
 )
 
 // runcEnv is a real runc state root, a cgroup parent and a busybox rootfs.
@@ -46,53 +48,19 @@ func newRuncEnv(t *testing.T) *runcEnv {
 	return e
 }
 
-// busyboxRootfs copies the host's dynamic busybox and its libraries.
+// busyboxRootfs copies the host's dynamic busybox and its libraries, with
+// applet symlinks and the test passwd and group files.
 func busyboxRootfs(t *testing.T) string {
 	t.Helper()
+	testrootfs.RequireBusybox(t)
 	root := t.TempDir()
-	out, err := exec.Command("ldd", "/usr/bin/busybox").Output()
-	if err != nil {
-		t.Skipf("ldd /usr/bin/busybox: %v (busybox not installed?)", err)
-	}
-	files := []string{"/usr/bin/busybox"}
-	files = append(files, regexp.MustCompile(`(/[^\s]+\.so[^\s]*)`).FindAllString(string(out), -1)...)
-	for _, f := range files {
-		copyFile(t, f, filepath.Join(root, f))
-	}
-	for _, applet := range []string{"sh", "id", "grep", "cat", "hostname", "touch", "test", "sleep", "echo", "ls", "stat"} {
-		if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink("/usr/bin/busybox", filepath.Join(root, "bin", applet)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testrootfs.Build(t, root, testrootfs.Options{
+		Applets: []string{"sh", "id", "grep", "cat", "hostname", "touch", "test", "sleep", "echo", "ls", "stat"},
+		Symlink: true,
+	})
 	writeFile(t, root, "etc/passwd", testPasswd)
 	writeFile(t, root, "etc/group", testGroup)
 	return root
-}
-
-// copyFile copies an executable or library, keeping its mode.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	real, err := filepath.EvalSymlinks(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(real)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(real)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, st.Mode().Perm()); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // removeCgroupParent removes the test's cgroup parent in every hierarchy.
@@ -150,13 +118,7 @@ func tempFile(t *testing.T) *os.File {
 func writeBundle(t *testing.T, s *specs.Spec) string {
 	t.Helper()
 	bundle := t.TempDir()
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testrootfs.WriteConfig(t, bundle, s)
 	return bundle
 }
 

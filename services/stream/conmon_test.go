@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -17,12 +15,13 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/arbor-cri/arbor/internal/testrootfs"
 	"github.com/arbor-cri/arbor/oci"
 )
 
 const (
 	conmonBin  = "/usr/bin/conmon"
-	busyboxBin = "/usr/bin/busybox"
+	busyboxBin = testrootfs.Busybox
 )
 
 // conmonEnv is a real oci.Runtime (conmon + runc) over test folders.
@@ -112,7 +111,9 @@ func (e *conmonEnv) run(t *testing.T, args []string, stdinOnce bool) string {
 	t.Helper()
 	id := randomHex(t)
 	bundle := filepath.Join(e.dir, "bundles", id)
-	buildRootfs(t, filepath.Join(bundle, "rootfs"))
+	testrootfs.Build(t, filepath.Join(bundle, "rootfs"), testrootfs.Options{
+		Applets: []string{"sh", "echo", "cat", "sleep"}, Dirs: []string{"proc", "dev", "sys"},
+	})
 	writeSpec(t, bundle, args, e.cgParent+"/"+id)
 	opts := oci.CreateOptions{ID: id, BundleDir: bundle, LogPath: filepath.Join(bundle, "ctr.log"), Stdin: true, StdinOnce: stdinOnce}
 	ctx := context.Background()
@@ -125,69 +126,12 @@ func (e *conmonEnv) run(t *testing.T, args []string, stdinOnce bool) string {
 	return id
 }
 
-var lddPath = regexp.MustCompile(`(/\S+) \(0x`)
-
-// buildRootfs copies busybox and the libraries ldd lists into dir.
-func buildRootfs(t *testing.T, dir string) {
-	t.Helper()
-	out, err := exec.Command("ldd", busyboxBin).Output()
-	if err != nil {
-		t.Fatalf("ldd busybox: %v", err)
-	}
-	files := []string{busyboxBin}
-	for _, m := range lddPath.FindAllStringSubmatch(string(out), -1) {
-		files = append(files, m[1])
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(dir, f)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dst, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, sub := range []string{"bin", "proc", "dev", "sys"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, a := range []string{"sh", "echo", "cat", "sleep"} {
-		if err := os.Link(filepath.Join(dir, busyboxBin), filepath.Join(dir, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
+// writeSpec writes a minimal config running args with /proc and a /dev tmpfs.
 func writeSpec(t *testing.T, bundle string, args []string, cgroupsPath string) {
 	t.Helper()
-	spec := &specs.Spec{
-		Version: specs.Version,
-		Root:    &specs.Root{Path: "rootfs"},
-		Process: &specs.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/", NoNewPrivileges: true},
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc"},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755"}},
-		},
-		Linux: &specs.Linux{
-			CgroupsPath: cgroupsPath,
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
-				{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace},
-			},
-		},
-	}
-	data, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	spec := testrootfs.MinimalSpec(args, cgroupsPath)
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755"}})
+	testrootfs.WriteConfig(t, bundle, spec)
 }
 
 // TestAttachConmonRealContainer attaches to a conmon container: input
