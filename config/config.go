@@ -32,6 +32,7 @@ type Config struct {
 	Stream     Stream     `toml:"stream"`
 	Metrics    Metrics    `toml:"metrics"`
 	Observe    Observe    `toml:"observe"`
+	Tracing    Tracing    `toml:"tracing"`
 	Profile    Profile    `toml:"profile"`
 	Supervisor Supervisor `toml:"supervisor"`
 }
@@ -112,6 +113,14 @@ type Observe struct {
 	EventsBuffer    int      `toml:"events_buffer" flag:"events-buffer" usage:"container events buffered per subscriber before a slow one is dropped"`
 }
 
+// Tracing configures OpenTelemetry tracing of CRI calls, exported over
+// OTLP gRPC; off by default.
+type Tracing struct {
+	Enable                 bool   `toml:"enable" flag:"enable-tracing" usage:"export OpenTelemetry traces of CRI calls over OTLP gRPC"`
+	Endpoint               string `toml:"endpoint" flag:"tracing-endpoint" usage:"host:port of the OTLP gRPC collector (plaintext)"`
+	SamplingRatePerMillion int    `toml:"sampling_rate_per_million" flag:"tracing-sampling-rate-per-million" usage:"traces sampled per million root calls, 0 to 1000000; a sampled parent is always followed"`
+}
+
 // Network configures CNI.
 type Network struct {
 	CNIConfigDir  string   `toml:"cni_config_dir" flag:"cni-config-dir" usage:"folder of CNI network configs; the first in name order is the pod network"`
@@ -187,6 +196,7 @@ func Default() Config {
 		Stream:  Stream{Address: "127.0.0.1", IdleTimeout: Duration(4 * time.Hour)},
 		Metrics: Metrics{Host: "127.0.0.1", Port: 9090},
 		Observe: Observe{StatsFsInterval: Duration(30 * time.Second), EventsBuffer: 1000},
+		Tracing: Tracing{Endpoint: "127.0.0.1:4317"},
 		Profile: Profile{Address: "127.0.0.1", Port: 6060},
 		Supervisor: Supervisor{
 			FailureThreshold: 5,

@@ -89,6 +89,10 @@ func TestErrorsNameKeyFileAndLine(t *testing.T) {
 		{name: "bad env", env: map[string]string{"ARBOR_PROFILE_PORT": "http"}, want: []string{`"profile.port"`, "ARBOR_PROFILE_PORT", "not an integer"}},
 		{name: "bad env value", env: map[string]string{"ARBOR_PROFILE_PORT": "70000"}, want: []string{`"profile.port"`, "ARBOR_PROFILE_PORT", "1 to 65535"}},
 		{name: "bad flag value", flag: [2]string{"log-format", "xml"}, want: []string{`"log_format"`, "flag --log-format"}},
+		{name: "sampling rate too high", text: "[tracing]\nsampling_rate_per_million = 1000001\n", want: []string{`"tracing.sampling_rate_per_million"`, "line 2", "0 to 1000000"}},
+		{name: "negative sampling rate", env: map[string]string{"ARBOR_TRACING_SAMPLING_RATE_PER_MILLION": "-1"}, want: []string{`"tracing.sampling_rate_per_million"`, "ARBOR_TRACING_SAMPLING_RATE_PER_MILLION", "0 to 1000000"}},
+		{name: "endpoint without port", text: "[tracing]\nendpoint = \"collector\"\n", want: []string{`"tracing.endpoint"`, "line 2", "host:port"}},
+		{name: "endpoint bad port", env: map[string]string{"ARBOR_TRACING_ENDPOINT": "127.0.0.1:0"}, want: []string{`"tracing.endpoint"`, "ARBOR_TRACING_ENDPOINT", "host:port"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,6 +141,7 @@ func TestRenderRoundTrip(t *testing.T) {
 				c.API.Listen = "/tmp/with \"quotes\".sock"
 				c.Supervisor.FailureBackoff = Duration(1500 * time.Millisecond)
 				c.EnableFaultInjection = true
+				c.Tracing = Tracing{Enable: true, Endpoint: "collector.local:14317", SamplingRatePerMillion: 250000}
 			}
 			var buf bytes.Buffer
 			if err := Render(&c, &buf); err != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 )
 
 // maxSocketPath is the longest path a unix socket address can hold.
@@ -80,6 +81,7 @@ func (cfg *Config) problems() []problem {
 	}
 	c.positive("observe.stats_fs_interval", float64(cfg.Observe.StatsFsInterval))
 	c.positive("observe.events_buffer", float64(cfg.Observe.EventsBuffer))
+	cfg.tracingProblems(&c)
 
 	if net.ParseIP(cfg.Profile.Address) == nil {
 		c.add("profile.address", "must be an IP address, got %q", cfg.Profile.Address)
@@ -127,4 +129,19 @@ func (cfg *Config) runtimeProblems(c *checker) {
 	for _, name := range names {
 		c.absPath("runtime.handlers."+name+".runtime_path", rt.Handlers[name].RuntimePath)
 	}
+}
+
+func (cfg *Config) tracingProblems(c *checker) {
+	tr := cfg.Tracing
+	if host, port, err := net.SplitHostPort(tr.Endpoint); err != nil || host == "" || !validPort(port) {
+		c.add("tracing.endpoint", "must be host:port, got %q", tr.Endpoint)
+	}
+	if tr.SamplingRatePerMillion < 0 || tr.SamplingRatePerMillion > 1_000_000 {
+		c.add("tracing.sampling_rate_per_million", "must be from 0 to 1000000, got %d", tr.SamplingRatePerMillion)
+	}
+}
+
+func validPort(s string) bool {
+	p, err := strconv.Atoi(s)
+	return err == nil && p >= 1 && p <= 65535
 }

@@ -80,7 +80,10 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 		{"creating process", s.createProcess, "CreateContainer.after-runtime"},
 	} {
 		start := time.Now()
-		if err := step.run(ctx, &c, &pod, u); err != nil {
+		stepCtx, end := s.startStep(ctx, "CreateContainer", step.name)
+		err := step.run(stepCtx, &c, &pod, u)
+		end(err)
+		if err != nil {
 			return nil, err
 		}
 		Logger(ctx).Debug("Create step done", "step", step.name, "took", time.Since(start))

@@ -75,7 +75,10 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 		{"starting infra container", s.startInfra, "RunPodSandbox.after-infra"},
 	} {
 		start := time.Now()
-		if err := step.run(ctx, &p, u); err != nil {
+		stepCtx, end := s.startStep(ctx, "RunPodSandbox", step.name)
+		err := step.run(stepCtx, &p, u)
+		end(err)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", step.name, err)
 		}
 		Logger(ctx).Debug("Create step done", "step", step.name, "took", time.Since(start))

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/arbor-cri/arbor/events"
@@ -49,6 +50,9 @@ type Deps struct {
 	Hooks *hooks.Manager
 	// CDI resolves and injects CDI devices; nil refuses every request.
 	CDI *CDI
+	// Tracer makes a span for each step of RunPodSandbox and
+	// CreateContainer; nil records none.
+	Tracer trace.Tracer
 }
 
 // RuntimeServer is the CRI RuntimeService. Methods not built yet return
@@ -67,6 +71,7 @@ type RuntimeServer struct {
 
 // NewRuntimeServer returns the RuntimeService.
 func NewRuntimeServer(info RuntimeInfo, deps Deps, log *slog.Logger) *RuntimeServer {
+	deps.Tracer = orNoop(deps.Tracer)
 	return &RuntimeServer{info: info, Deps: deps, log: log}
 }
 

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -32,8 +34,12 @@ import (
 	"github.com/arbor-cri/arbor/services/stream"
 	"github.com/arbor-cri/arbor/stats"
 	"github.com/arbor-cri/arbor/supervisor"
+	"github.com/arbor-cri/arbor/tracing"
 	"github.com/arbor-cri/arbor/version"
 )
+
+// traceFlushTimeout bounds sending the last spans at stop.
+const traceFlushTimeout = time.Second
 
 // Options are what cmd/arbor hands to the daemon.
 type Options struct {
@@ -61,6 +67,7 @@ type Daemon struct {
 	collector *stats.Collector
 	metrics   *metrics.Metrics
 	events    *events.ContainerBroker
+	tracer    trace.Tracer
 }
 
 // New returns a daemon for the loaded configuration.
@@ -91,6 +98,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer lock.Close()
 	setThreadLimit(d.log)
+	tracer, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, d.log.With("component", "tracing"))
+	if err != nil {
+		return fmt.Errorf("setting up tracing: %w", err)
+	}
+	defer d.flushTraces(stopTracing)
+	d.tracer = tracer
 
 	if err := d.openServices(cfg, readBootState(cfg, d.log), clean); err != nil {
 		return err
@@ -141,7 +154,7 @@ func (d *Daemon) openServices(cfg *config.Config, boot bootState, clean bool) er
 		Images: parts.images, OCI: parts.oci, Network: parts.network, Store: parts.store,
 		Host: parts.host, Faults: d.faults, RunRoot: cfg.RunRoot, PauseCommand: pauseCommand(cfg),
 		Hooks: parts.hooks, CDI: parts.cdi,
-		Stats: d.collector, Events: d.events,
+		Stats: d.collector, Events: d.events, Tracer: d.tracer,
 	}, d.log.With("component", "runtime"))
 	d.imageSrv = cri.NewImageServer(parts.images, d.log.With("component", "images"))
 	st := cfg.Stream
@@ -221,12 +234,17 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 // interceptors; the listener calls it on each run.
 func (d *Daemon) newGRPC() *grpc.Server {
 	cfg := d.config()
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxSendMsgSize(cfg.API.GRPCMaxSendMsgSize),
 		grpc.MaxRecvMsgSize(cfg.API.GRPCMaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(d.boundary.Unary),
 		grpc.ChainStreamInterceptor(d.boundary.Stream),
-	)
+	}
+	if cfg.Tracing.Enable {
+		// A span per CRI call, under the caller's trace if it sent one.
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	}
+	gs := grpc.NewServer(opts...)
 	runtimeapi.RegisterRuntimeServiceServer(gs, d.runtime)
 	runtimeapi.RegisterImageServiceServer(gs, d.imageSrv)
 	return gs
@@ -255,6 +273,17 @@ func (d *Daemon) stop(cancelTree context.CancelFunc, treeDone <-chan error) {
 		d.log.Warn("Supervisor tree ended with an error", "error", err)
 	}
 	d.log.Info("Services stopped", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// flushTraces exports the spans still buffered and closes the exporter,
+// giving up after the stop timeout (a collector that is down).
+func (d *Daemon) flushTraces(shutdown func(context.Context) error) {
+	// Short: a collector that is down must not hold up the stop.
+	ctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		d.log.Warn("Traces not flushed", "error", err)
+	}
 }
 
 func (d *Daemon) verboseInfo() map[string]string {

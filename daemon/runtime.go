@@ -35,20 +35,30 @@ type runtimeParts struct {
 // openRuntime opens storage, the OCI runtime, CNI and the record store
 // (LIFECYCLE step 7). The returned close releases storage.
 func openRuntime(cfg *config.Config, log *slog.Logger) (*runtimeParts, error) {
-	host, err := spec.DetectHost()
+	// Storage takes longest to open (the overlay driver probes the
+	// kernel), so it opens while the rest is set up.
+	type opened struct {
+		imgs *images.Service
+		err  error
+	}
+	storageDone := make(chan opened, 1)
+	go func() {
+		start := time.Now()
+		imgs, err := images.Open(imageConfig(cfg), log.With("component", "images"))
+		log.Debug("Runtime part opened", "part", "storage", "took", time.Since(start))
+		storageDone <- opened{imgs, err}
+	}()
+	parts := &runtimeParts{}
+	start := time.Now()
+	err := parts.openRest(cfg, log)
+	log.Debug("Runtime part opened", "part", "host, oci, cni, records, hooks, cdi", "took", time.Since(start))
+	st := <-storageDone
+	if st.err != nil {
+		return nil, fmt.Errorf("opening image storage: %w", st.err)
+	}
+	parts.images = st.imgs
 	if err != nil {
-		return nil, fmt.Errorf("detecting host: %w", err)
-	}
-	if !host.CanSetNegativeOOMScoreAdj {
-		log.Warn("No CAP_SYS_RESOURCE: negative OOM score adjustments will be clamped to 0")
-	}
-	imgs, err := images.Open(imageConfig(cfg), log.With("component", "images"))
-	if err != nil {
-		return nil, fmt.Errorf("opening image storage: %w", err)
-	}
-	parts := &runtimeParts{images: imgs, host: host}
-	if err := parts.openRest(cfg, log); err != nil {
-		imgs.Close()
+		st.imgs.Close()
 		return nil, err
 	}
 	return parts, nil
@@ -56,6 +66,12 @@ func openRuntime(cfg *config.Config, log *slog.Logger) (*runtimeParts, error) {
 
 func (p *runtimeParts) openRest(cfg *config.Config, log *slog.Logger) error {
 	var err error
+	if p.host, err = spec.DetectHost(); err != nil {
+		return fmt.Errorf("detecting host: %w", err)
+	}
+	if !p.host.CanSetNegativeOOMScoreAdj {
+		log.Warn("No CAP_SYS_RESOURCE: negative OOM score adjustments will be clamped to 0")
+	}
 	p.oci, err = oci.New(ociConfig(cfg), log.With("component", "oci"))
 	if err != nil {
 		return fmt.Errorf("setting up the OCI runtime: %w", err)
