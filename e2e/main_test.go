@@ -19,7 +19,7 @@ var (
 
 // sharedEnv starts the registry with the test images and the CNI network
 // the first time a test needs them; TestMain tears them down.
-func sharedEnv(t *testing.T) *harness.Env {
+func sharedEnv(t testing.TB) *harness.Env {
 	t.Helper()
 	envOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -17,7 +17,7 @@ import (
 
 // podTest is a daemon with the shared environment and a CRI client.
 type podTest struct {
-	t      *testing.T
+	t      testing.TB
 	d      *harness.Daemon
 	cri    *harness.Client
 	env    *harness.Env
@@ -26,7 +26,7 @@ type podTest struct {
 	args   []string // daemon flags, kept for restarts
 }
 
-func newPodTest(t *testing.T, args ...string) *podTest {
+func newPodTest(t testing.TB, args ...string) *podTest {
 	t.Helper()
 	env := sharedEnv(t)
 	d := harness.Start(t, harness.Options{Shared: env, Args: args})
