@@ -13,7 +13,8 @@ BIN       := $(CURDIR)/bin
 
 # Debian packages the daemon and its tests use.
 APT_PACKAGES := runc crun conmon containernetworking-plugins iptables docker-registry busybox \
-	jq skopeo strace util-linux iproute2 procps psmisc curl
+	jq skopeo strace util-linux iproute2 procps psmisc curl \
+	libgpgme-dev libbtrfs-dev pkg-config
 
 export PATH := $(BIN):$(PATH)
 
