@@ -29,6 +29,9 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 	if err := s.OCI.Start(ctx, e.ID); err != nil {
 		return nil, err
 	}
+	if err := s.point(ctx, "StartContainer.after-runtime"); err != nil {
+		return nil, err
+	}
 	c := e.Update(func(c *store.Container) {
 		c.StartedAt = started
 		// The exit monitor may already have recorded a quick exit.

@@ -243,6 +243,9 @@ func (s *RuntimeServer) refreshState(ctx context.Context, e *store.Entry[store.C
 		return
 	}
 	if pid, _ := s.OCI.ConmonPID(c.ID); pid > 0 {
+		if c.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+			s.noticeStarted(ctx, e)
+		}
 		return
 	}
 	c = e.Update(func(c *store.Container) {
@@ -302,4 +305,24 @@ func parallel[T any](ctx context.Context, items []T, fn func(context.Context, T)
 	}
 	close(work)
 	wg.Wait()
+}
+
+// noticeStarted records a start that the runtime did but the record did
+// not get (the daemon died between the two), so that the kubelet sees the
+// container running instead of failing to start it again.
+func (s *RuntimeServer) noticeStarted(ctx context.Context, e *store.Entry[store.Container]) {
+	st, err := s.OCI.State(ctx, e.ID)
+	if err != nil || st.Status != oci.StatusRunning {
+		return
+	}
+	c := e.Update(func(c *store.Container) {
+		c.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+		if c.StartedAt == 0 {
+			c.StartedAt = time.Now().UnixNano()
+		}
+	})
+	if err := s.Store.SaveContainer(c); err != nil {
+		s.log.Warn("Cannot save container record", "container_id", c.ID, "error", err)
+	}
+	s.log.Info("Container found running after a crash during its start", "container_id", c.ID)
 }

@@ -131,6 +131,7 @@ func TestCrashAtFaultPoints(t *testing.T) {
 		{"CreateContainer.after-storage", nil},
 		{"CreateContainer.after-runtime", nil},
 		{"CreateContainer.before-state-write", nil},
+		{"StartContainer.after-runtime", nil},
 		{"RemoveContainer.after-runtime", nil},
 		{"RemoveContainer.before-state-write", nil},
 		{"StopPodSandbox.after-network", nil},
@@ -147,6 +148,13 @@ func TestCrashAtFaultPoints(t *testing.T) {
 			if strings.HasPrefix(p.point, "Remove") || strings.HasPrefix(p.point, "Stop") {
 				ctrID = pt.createAndStart(podID, pod, pt.ctrConfig("c", "sleep 3600"))
 			}
+			if strings.HasPrefix(p.point, "StartContainer") {
+				resp, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: pt.ctrConfig("c", "sleep 3600"), SandboxConfig: pod})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctrID = resp.GetContainerId()
+			}
 			if err := pt.d.Fault(p.point, "exit", 1); err != nil {
 				t.Fatal(err)
 			}
@@ -155,6 +163,8 @@ func TestCrashAtFaultPoints(t *testing.T) {
 				_, _ = pt.cri.RunPodSandbox(pt.ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
 			case strings.HasPrefix(p.point, "CreateContainer"):
 				_, _ = pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: pt.ctrConfig("c", "sleep 3600"), SandboxConfig: pod})
+			case strings.HasPrefix(p.point, "StartContainer"):
+				_, _ = pt.cri.StartContainer(pt.ctx, &runtimeapi.StartContainerRequest{ContainerId: ctrID})
 			case strings.HasPrefix(p.point, "RemoveContainer"):
 				_, _ = pt.cri.RemoveContainer(pt.ctx, &runtimeapi.RemoveContainerRequest{ContainerId: ctrID})
 			case strings.HasPrefix(p.point, "StopPodSandbox"):
@@ -167,6 +177,12 @@ func TestCrashAtFaultPoints(t *testing.T) {
 			}
 			pt.restart(t)
 			checkNoLeaks(t, pt)
+			if strings.HasPrefix(p.point, "StartContainer") {
+				// The runtime started it before the crash: it must show so.
+				if st := pt.status(ctrID); st.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					t.Fatalf("a container started just before the crash shows %v", st.GetState())
+				}
+			}
 			// A kubelet would now retry; the same names must be free or held
 			// by a complete object.
 			pods, err := pt.cri.ListPodSandbox(pt.ctx, &runtimeapi.ListPodSandboxRequest{})
