@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,10 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-)
 
-// cgroupRoot is where cgroup hierarchies are mounted.
-const cgroupRoot = "/sys/fs/cgroup"
+	"github.com/arbor-cri/arbor/internal/cgroupfs"
+)
 
 // moveToCgroup puts pid into cgroup path rel in every mounted hierarchy
 // (cgroup v1 controllers, or the single v2 hierarchy), creating the path.
@@ -22,7 +20,7 @@ func moveToCgroup(pid int, rel string) error {
 		return nil
 	}
 	rel = filepath.Clean("/" + rel)
-	hierarchies, err := cgroupHierarchies()
+	hierarchies, err := cgroupfs.Hierarchies()
 	if err != nil {
 		return err
 	}
@@ -34,25 +32,6 @@ func moveToCgroup(pid int, rel string) error {
 	return nil
 }
 
-// cgroupHierarchies lists the hierarchy roots that accept processes.
-func cgroupHierarchies() ([]string, error) {
-	if fileExists(filepath.Join(cgroupRoot, "cgroup.procs")) {
-		return []string{cgroupRoot}, nil
-	}
-	entries, err := os.ReadDir(cgroupRoot)
-	if err != nil {
-		return nil, fmt.Errorf("listing cgroup hierarchies: %w", err)
-	}
-	var roots []string
-	for _, e := range entries {
-		root := filepath.Join(cgroupRoot, e.Name())
-		if e.IsDir() && fileExists(filepath.Join(root, "cgroup.procs")) {
-			roots = append(roots, root)
-		}
-	}
-	return roots, nil
-}
-
 // joinCgroup creates root/rel level by level and writes pid to its procs.
 func joinCgroup(root, rel string, pid int) error {
 	dir := root
@@ -62,36 +41,11 @@ func joinCgroup(root, rel string, pid int) error {
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		if err := inheritCpuset(parent, dir); err != nil {
+		if err := cgroupfs.InheritCpuset(parent, dir); err != nil {
 			return err
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
-}
-
-// inheritCpuset copies cpuset.cpus and cpuset.mems from parent when a new
-// cgroup v1 cpuset has none (it accepts no process otherwise).
-func inheritCpuset(parent, dir string) error {
-	for _, name := range []string{"cpuset.cpus", "cpuset.mems"} {
-		cur, err := os.ReadFile(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimSpace(cur)) > 0 {
-			continue
-		}
-		val, err := os.ReadFile(filepath.Join(parent, name))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), val, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func fileExists(path string) bool {

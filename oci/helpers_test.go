@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-cri/arbor/internal/cgroupfs"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/arbor-cri/arbor/internal/testrootfs"
@@ -100,7 +102,7 @@ func (e *env) cleanup(t *testing.T) {
 
 // removeCgroupTree removes rel (deepest folders first) in every hierarchy.
 func removeCgroupTree(t *testing.T, rel string) {
-	roots, err := cgroupHierarchies()
+	roots, err := cgroupfs.Hierarchies()
 	if err != nil {
 		t.Errorf("listing cgroups: %v", err)
 		return

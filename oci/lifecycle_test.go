@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-cri/arbor/internal/cgroupfs"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.uber.org/goleak"
 )
@@ -219,7 +221,7 @@ func TestUpdateResources(t *testing.T) {
 	if err != nil {
 		t.Fatalf("UpdateResources: %v", err)
 	}
-	data, err := os.ReadFile(filepath.Join(cgroupRoot, "memory", c.cgroupsPath, "memory.limit_in_bytes"))
+	data, err := os.ReadFile(filepath.Join(cgroupfs.Root, "memory", c.cgroupsPath, "memory.limit_in_bytes"))
 	if err != nil {
 		t.Fatal(err)
 	}

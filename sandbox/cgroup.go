@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,12 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/arbor-cri/arbor/internal/cgroupfs"
+
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-// cgroupRoot is where cgroup hierarchies are mounted.
-const cgroupRoot = "/sys/fs/cgroup"
 
 // rmdirRetries and rmdirBackoff bound the wait for a cgroup whose last
 // process just exited to become removable.
@@ -44,7 +42,7 @@ func EnsureCgroupParent(parent string) (created []string, err error) {
 	if err != nil || rel == "" {
 		return nil, err
 	}
-	roots, err := cgroupHierarchies()
+	roots, err := cgroupfs.Hierarchies()
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +65,7 @@ func MissingCgroupFolders(parent string) ([]string, error) {
 	if err != nil || rel == "" {
 		return nil, err
 	}
-	roots, err := cgroupHierarchies()
+	roots, err := cgroupfs.Hierarchies()
 	if err != nil {
 		return nil, err
 	}
@@ -97,25 +95,6 @@ func cgroupRel(parent string) (string, error) {
 	return strings.Trim(filepath.Clean("/"+parent), "/"), nil
 }
 
-// cgroupHierarchies lists the hierarchy roots that accept processes.
-func cgroupHierarchies() ([]string, error) {
-	if fileExists(filepath.Join(cgroupRoot, "cgroup.procs")) {
-		return []string{cgroupRoot}, nil
-	}
-	entries, err := os.ReadDir(cgroupRoot)
-	if err != nil {
-		return nil, fmt.Errorf("listing cgroup hierarchies: %w", err)
-	}
-	var roots []string
-	for _, e := range entries {
-		root := filepath.Join(cgroupRoot, e.Name())
-		if e.IsDir() && fileExists(filepath.Join(root, "cgroup.procs")) {
-			roots = append(roots, root)
-		}
-	}
-	return roots, nil
-}
-
 // mkdirCgroup creates root/rel level by level and returns the new folders.
 func mkdirCgroup(root, rel string) ([]string, error) {
 	var made []string
@@ -131,36 +110,11 @@ func mkdirCgroup(root, rel string) ([]string, error) {
 			return made, err
 		}
 		made = append(made, dir)
-		if err := inheritCpuset(parent, dir); err != nil {
+		if err := cgroupfs.InheritCpuset(parent, dir); err != nil {
 			return made, err
 		}
 	}
 	return made, nil
-}
-
-// inheritCpuset copies cpuset.cpus and cpuset.mems from parent into a new
-// cgroup v1 cpuset folder, which accepts no process while they are empty.
-func inheritCpuset(parent, dir string) error {
-	for _, name := range []string{"cpuset.cpus", "cpuset.mems"} {
-		cur, err := os.ReadFile(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimSpace(cur)) > 0 {
-			continue
-		}
-		val, err := os.ReadFile(filepath.Join(parent, name))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), val, 0o644); err != nil {
-			return fmt.Errorf("copying %s: %w", name, err)
-		}
-	}
-	return nil
 }
 
 // RemoveCgroups removes the folders EnsureCgroupParent created, deepest

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/arbor-cri/arbor/internal/cgroupfs"
+
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -28,7 +30,7 @@ func testCgroupParent(t *testing.T) (parent, top string) {
 	t.Helper()
 	top = "arbor-sbtest-" + randomHex(t, 4)
 	t.Cleanup(func() {
-		roots, _ := cgroupHierarchies()
+		roots, _ := cgroupfs.Hierarchies()
 		for _, r := range roots {
 			for _, d := range []string{"burstable/pod1", "burstable", ""} {
 				os.Remove(filepath.Join(r, top, d))
@@ -41,7 +43,7 @@ func testCgroupParent(t *testing.T) (parent, top string) {
 func TestEnsureAndRemoveCgroupParent(t *testing.T) {
 	requireRoot(t)
 	parent, top := testCgroupParent(t)
-	roots, err := cgroupHierarchies()
+	roots, err := cgroupfs.Hierarchies()
 	if err != nil || len(roots) == 0 {
 		t.Fatalf("no cgroup hierarchies: %v", err)
 	}
@@ -57,7 +59,7 @@ func TestEnsureAndRemoveCgroupParent(t *testing.T) {
 			t.Errorf("cgroup %s missing in %s: %v", parent, r, err)
 		}
 	}
-	checkCpusetInherited(t, filepath.Join(cgroupRoot, "cpuset", parent))
+	checkCpusetInherited(t, filepath.Join(cgroupfs.Root, "cpuset", parent))
 	again, err := EnsureCgroupParent(parent)
 	if err != nil || len(again) != 0 {
 		t.Errorf("second EnsureCgroupParent = %v, %v; want nothing created", again, err)
@@ -76,7 +78,7 @@ func TestEnsureAndRemoveCgroupParent(t *testing.T) {
 // checkCpusetInherited checks that a new cpuset folder can take processes.
 func checkCpusetInherited(t *testing.T, dir string) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cpuset", "cpuset.cpus")); err != nil {
+	if _, err := os.Stat(filepath.Join(cgroupfs.Root, "cpuset", "cpuset.cpus")); err != nil {
 		return // no v1 cpuset hierarchy
 	}
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
@@ -89,7 +91,7 @@ func checkCpusetInherited(t *testing.T, dir string) {
 func TestEnsureCgroupParentKeepsExistingFolders(t *testing.T) {
 	requireRoot(t)
 	parent, top := testCgroupParent(t)
-	pids := filepath.Join(cgroupRoot, "pids")
+	pids := filepath.Join(cgroupfs.Root, "pids")
 	if _, err := os.Stat(filepath.Join(pids, "cgroup.procs")); err != nil {
 		t.Skip("needs the v1 pids hierarchy")
 	}
@@ -115,7 +117,7 @@ func TestEnsureCgroupParentKeepsExistingFolders(t *testing.T) {
 func TestRemoveCgroupsReportsBusy(t *testing.T) {
 	requireRoot(t)
 	parent, _ := testCgroupParent(t)
-	pidsDir := filepath.Join(cgroupRoot, "pids", parent)
+	pidsDir := filepath.Join(cgroupfs.Root, "pids", parent)
 	created, err := EnsureCgroupParent(parent)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +165,7 @@ func TestEnsureCgroupParentRefusesDotDot(t *testing.T) {
 func TestEnsureCgroupParentRollsBack(t *testing.T) {
 	requireRoot(t)
 	top := "arbor-sbtest-" + randomHex(t, 4)
-	roots, err := cgroupHierarchies()
+	roots, err := cgroupfs.Hierarchies()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +192,7 @@ func TestRemoveCgroupsLeavesSharedAncestors(t *testing.T) {
 	requireRoot(t)
 	parent, top := testCgroupParent(t)
 	sibling := filepath.Join(filepath.Dir(parent), "pod2")
-	roots, err := cgroupHierarchies()
+	roots, err := cgroupfs.Hierarchies()
 	if err != nil {
 		t.Fatal(err)
 	}
