@@ -108,28 +108,19 @@ func (s *RuntimeServer) parkContainer(ctx context.Context, c store.Container, re
 }
 
 func (s *RuntimeServer) removeUnclaimedPod(id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
-	defer cancel()
-	e, err := s.Store.Pods.Lookup(id)
-	if err != nil {
-		return
-	}
-	e.Op.Lock()
-	defer e.Op.Unlock()
-	if e.Removed() {
-		return
-	}
-	if err := s.removePod(ctx, e); err != nil {
-		s.log.Warn("Cannot remove unclaimed pod", "pod_sandbox_id", id, "error", err)
-		return
-	}
-	s.log.Info("Unclaimed pod removed", "pod_sandbox_id", id)
+	removeUnclaimed(s, s.Store.Pods, id, s.removePod)
 }
 
 func (s *RuntimeServer) removeUnclaimedContainer(id string) {
+	removeUnclaimed(s, s.Store.Containers, id, s.removeContainer)
+}
+
+// removeUnclaimed removes a parked object nobody claimed, under its
+// operation lock and a fresh bounded context.
+func removeUnclaimed[T any](s *RuntimeServer, x *store.Index[T], id string, remove func(context.Context, *store.Entry[T]) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
-	e, err := s.Store.Containers.Lookup(id)
+	e, err := x.Lookup(id)
 	if err != nil {
 		return
 	}
@@ -138,9 +129,9 @@ func (s *RuntimeServer) removeUnclaimedContainer(id string) {
 	if e.Removed() {
 		return
 	}
-	if err := s.removeContainer(ctx, e); err != nil {
-		s.log.Warn("Cannot remove unclaimed container", "container_id", id, "error", err)
+	if err := remove(ctx, e); err != nil {
+		s.log.Warn("Cannot remove unclaimed object", "id", id, "error", err)
 		return
 	}
-	s.log.Info("Unclaimed container removed", "container_id", id)
+	s.log.Info("Unclaimed object removed", "id", id)
 }
