@@ -68,28 +68,17 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	}
 	u.push("deleting record", func(context.Context) error { return s.Store.DeleteContainer(c.ID) })
 
-	for _, step := range []struct {
-		name  string
-		run   func(context.Context, *store.Container, *store.Pod, *undo) error
-		point string // fault point after the step
-	}{
-		{"resolving image", s.resolveImage, ""},
-		{"creating rootfs", s.createRootfs, "CreateContainer.after-storage"},
-		{"mounting image volumes", s.mountImageVolumes, ""},
-		{"writing bundle", s.writeBundle, ""},
-		{"creating process", s.createProcess, "CreateContainer.after-runtime"},
-	} {
-		start := time.Now()
-		stepCtx, end := s.startStep(ctx, "CreateContainer", step.name)
-		err := step.run(stepCtx, &c, &pod, u)
-		end(err)
-		if err != nil {
-			return nil, err
-		}
-		Logger(ctx).Debug("Create step done", "step", step.name, "took", time.Since(start))
-		if err := s.point(ctx, step.point); err != nil {
-			return nil, err
-		}
+	on := func(f func(context.Context, *store.Container, *store.Pod, *undo) error) func(context.Context, *undo) error {
+		return func(ctx context.Context, u *undo) error { return f(ctx, &c, &pod, u) }
+	}
+	if err := s.runSteps(ctx, "CreateContainer", u, []createStep{
+		{"resolving image", on(s.resolveImage), ""},
+		{"creating rootfs", on(s.createRootfs), "CreateContainer.after-storage"},
+		{"mounting image volumes", on(s.mountImageVolumes), ""},
+		{"writing bundle", on(s.writeBundle), ""},
+		{"creating process", on(s.createProcess), "CreateContainer.after-runtime"},
+	}); err != nil {
+		return nil, err
 	}
 	if err := s.point(ctx, "CreateContainer.before-state-write"); err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,29 +61,18 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	}
 	u.push("deleting record", func(context.Context) error { return s.Store.DeletePod(p.ID) })
 
-	for _, step := range []struct {
-		name  string
-		run   func(context.Context, *store.Pod, *undo) error
-		point string // fault point after the step
-	}{
-		{"creating pod folder", s.makePodDir, ""},
-		{"creating cgroup parent", s.makePodCgroups, ""},
-		{"pinning namespaces", s.pinPodNamespaces, "RunPodSandbox.after-namespaces"},
-		{"writing pod files", s.writePodFiles, ""},
-		{"setting up network", s.setupPodNetwork, "RunPodSandbox.after-network"},
-		{"starting infra container", s.startInfra, "RunPodSandbox.after-infra"},
-	} {
-		start := time.Now()
-		stepCtx, end := s.startStep(ctx, "RunPodSandbox", step.name)
-		err := step.run(stepCtx, &p, u)
-		end(err)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", step.name, err)
-		}
-		Logger(ctx).Debug("Create step done", "step", step.name, "took", time.Since(start))
-		if err := s.point(ctx, step.point); err != nil {
-			return nil, err
-		}
+	on := func(f func(context.Context, *store.Pod, *undo) error) func(context.Context, *undo) error {
+		return func(ctx context.Context, u *undo) error { return f(ctx, &p, u) }
+	}
+	if err := s.runSteps(ctx, "RunPodSandbox", u, []createStep{
+		{"creating pod folder", on(s.makePodDir), ""},
+		{"creating cgroup parent", on(s.makePodCgroups), ""},
+		{"pinning namespaces", on(s.pinPodNamespaces), "RunPodSandbox.after-namespaces"},
+		{"writing pod files", on(s.writePodFiles), ""},
+		{"setting up network", on(s.setupPodNetwork), "RunPodSandbox.after-network"},
+		{"starting infra container", on(s.startInfra), "RunPodSandbox.after-infra"},
+	}); err != nil {
+		return nil, err
 	}
 	if err := s.point(ctx, "RunPodSandbox.before-state-write"); err != nil {
 		return nil, err
