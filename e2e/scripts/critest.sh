@@ -43,10 +43,11 @@ LOG_LEVEL=${LOG_LEVEL:-info}
 SKIP=${SKIP-}
 EXPECTED_FAIL=${EXPECTED_FAIL-public image with digest should be pulled and removed}
 OUT=${OUT:-${TMPDIR:-/tmp}/arbor-critest/$(date -u +%Y%m%dT%H%M%SZ)}
-public_registries=(registry.k8s.io k8s.gcr.io gcr.io public.ecr.aws docker.io)
 
 say() { printf '[critest] %s\n' "$*" >&2; }
 die() { say "$*"; exit 2; }
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "must run as root (critest mounts, runc, CNI)"
 
@@ -63,71 +64,6 @@ build() {
 	[[ ${BUILD:-1} == 0 ]] && return 0
 	say "building arbor and cri-tools"
 	make -C "$repo" --no-print-directory build tools >&2 || die "make build tools failed"
-}
-
-# free_port prints a loopback TCP port nothing listens on.
-free_port() {
-	local port
-	for _ in $(seq 1 50); do
-		port=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	return 1
-}
-
-start_registry() {
-	local port
-	port=$(free_port) || die "no free loopback port"
-	registry=127.0.0.1:$port
-	"$here/start-registry.sh" "$registry" "$tmp/registry/data" || die "registry did not start"
-	registry_pid=$(cat "$tmp/registry/registry.pid")
-	say "pushing the fixture images to $registry"
-	(cd "$repo" && go run ./e2e/images/cmd/testimages -registry "$registry") >"$tmp/images.txt" ||
-		die "pushing the test images failed"
-	tail -n 1 "$tmp/images.txt" >&2
-}
-
-write_registries_conf() {
-	mkdir -p "$tmp/registries.d"
-	{
-		printf 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n'
-		for host in "${public_registries[@]}" "$registry"; do
-			printf '\n[[registry]]\nprefix = "%s"\nlocation = "%s"\ninsecure = true\n' "$host" "$registry"
-		done
-	} >"$tmp/registries.conf"
-}
-
-# write_cni_conf: a bridge of its own on a private /24; no ipMasq and no
-# default route, so pods reach nothing past this machine.
-write_cni_conf() {
-	bridge=arbct$(head -c 2 /dev/urandom | od -An -tx1 | tr -d ' \n')
-	local subnet=10.91.$((20 + RANDOM % 200)).0/24
-	mkdir -p "$tmp/cni"
-	cat >"$tmp/cni/10-arbor-critest.conflist" <<EOF
-{"cniVersion":"1.0.0","name":"arbor-critest","plugins":[
-{"type":"bridge","bridge":"$bridge","isGateway":true,"ipMasq":false,
- "ipam":{"type":"host-local","ranges":[[{"subnet":"$subnet"}]],"dataDir":"$tmp/ipam"}},
-{"type":"portmap","capabilities":{"portMappings":true},"snat":true}]}
-EOF
-}
-
-start_arbor() {
-	: >"$tmp/arbor.conf"
-	"$bin/arbor" --config "$tmp/arbor.conf" --config-dir "$tmp/conf.d" \
-		--listen "$sock" --root "$tmp/root" --runroot "$tmp/run" --log-level "$LOG_LEVEL" \
-		--registries-conf "$tmp/registries.conf" --registries-conf-dir "$tmp/registries.d" \
-		--cni-config-dir "$tmp/cni" --pause-image registry.k8s.io/pause:3.10 \
-		--short-name-mode disabled >"$OUT/arbor.log" 2>&1 &
-	arbor_pid=$!
-	for _ in $(seq 1 200); do
-		kill -0 "$arbor_pid" 2>/dev/null || die "arbor exited at start; see $OUT/arbor.log"
-		"${crictl[@]}" version >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	die "arbor did not serve $sock within 20s"
 }
 
 # --- the run -----------------------------------------------------------------
@@ -255,16 +191,6 @@ cleanup() {
 	exit "$code"
 }
 
-# wait_gone PID [TENTHS]: waits up to TENTHS/10 s (default 5 s) for PID to
-# exit, then kills it.
-wait_gone() {
-	for _ in $(seq 1 "${2:-50}"); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -KILL "$1" 2>/dev/null
-}
-
 main() {
 	build
 	mkdir -p "$OUT"
@@ -278,7 +204,7 @@ main() {
 	shm_before=$(ipcs -m 2>/dev/null | awk '$1 ~ /^0x/ {print $2}')
 	start_registry
 	write_registries_conf
-	write_cni_conf
+	write_cni_conf arbor-critest arbct 91
 	start_arbor
 	rc=0
 	run_critest "$@"

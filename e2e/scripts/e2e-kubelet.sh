@@ -52,7 +52,6 @@ OUT=${OUT:-${TMPDIR:-/tmp}/arbor-e2e-kubelet/$(date -u +%Y%m%dT%H%M%SZ)}
 LOG_LEVEL=${LOG_LEVEL:-info}
 VERBOSITY=${VERBOSITY:-4}
 CGROUPS_PER_QOS=${CGROUPS_PER_QOS:-true}
-public_registries=(registry.k8s.io k8s.gcr.io gcr.io public.ecr.aws docker.io)
 node=arbor-e2e-node
 
 say() { printf '[e2e-kubelet] %s\n' "$*" >&2; }
@@ -61,6 +60,8 @@ die() {
 	say "setup: $*"
 	exit 2
 }
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 tmp="" bridge="" arbor_pid="" registry_pid="" kubelet_pid="" kwork="" cgroot=""
 passed=0 failed=() torn_down=0 arbor_code="" setup_error=""
@@ -84,83 +85,7 @@ build() {
 	[[ -x $KUBELET ]] || die "no kubelet at $KUBELET"
 }
 
-# free_port prints a loopback TCP port nothing listens on.
-free_port() {
-	local port
-	for _ in $(seq 1 50); do
-		port=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	return 1
-}
-
-start_registry() {
-	local port
-	port=$(free_port) || die "no free loopback port"
-	registry=127.0.0.1:$port
-	"$here/start-registry.sh" "$registry" "$tmp/registry/data" || die "registry did not start"
-	registry_pid=$(cat "$tmp/registry/registry.pid")
-	say "pushing the fixture images to $registry"
-	(cd "$repo" && go run ./e2e/images/cmd/testimages -registry "$registry") >"$tmp/images.txt" ||
-		die "pushing the test images failed"
-}
-
-# write_registries_conf sends the public registries to the local one
-# (prefix/location), so a pull never reaches the real host.
-write_registries_conf() {
-	mkdir -p "$tmp/registries.d"
-	{
-		printf 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n'
-		for host in "${public_registries[@]}" "$registry"; do
-			printf '\n[[registry]]\nprefix = "%s"\nlocation = "%s"\ninsecure = true\n' "$host" "$registry"
-		done
-	} >"$tmp/registries.conf"
-}
-
-# write_cni_conf: a bridge of its own on a private /24; no ipMasq and no
-# default route, so pods reach nothing past this machine.
-write_cni_conf() {
-	bridge=arbkl$(head -c 2 /dev/urandom | od -An -tx1 | tr -d ' \n')
-	local subnet=10.92.$((20 + RANDOM % 200)).0/24
-	mkdir -p "$tmp/cni"
-	cat >"$tmp/cni/10-arbor-kubelet.conflist" <<EOF
-{"cniVersion":"1.0.0","name":"arbor-kubelet","plugins":[
-{"type":"bridge","bridge":"$bridge","isGateway":true,"ipMasq":false,
- "ipam":{"type":"host-local","ranges":[[{"subnet":"$subnet"}]],"dataDir":"$tmp/ipam"}},
-{"type":"portmap","capabilities":{"portMappings":true},"snat":true}]}
-EOF
-}
-
-start_arbor() {
-	: >"$tmp/arbor.conf"
-	"$bin/arbor" --config "$tmp/arbor.conf" --config-dir "$tmp/conf.d" \
-		--listen "$sock" --root "$tmp/root" --runroot "$tmp/run" --log-level "$LOG_LEVEL" \
-		--registries-conf "$tmp/registries.conf" --registries-conf-dir "$tmp/registries.d" \
-		--cni-config-dir "$tmp/cni" --pause-image registry.k8s.io/pause:3.10 \
-		--short-name-mode disabled >"$OUT/arbor.log" 2>&1 &
-	arbor_pid=$!
-	for _ in $(seq 1 200); do
-		kill -0 "$arbor_pid" 2>/dev/null || die "arbor exited at start; see $OUT/arbor.log"
-		"${crictl[@]}" version >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	die "arbor did not serve $sock within 20s"
-}
-
 # --- teardown --------------------------------------------------------------------
-
-# wait_gone PID [TENTHS]: waits up to TENTHS/10 s (default 5 s) for PID to
-# exit, then kills it.
-wait_gone() {
-	for _ in $(seq 1 "${2:-50}"); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -KILL "$1" 2>/dev/null
-}
 
 # remove_pods removes, through CRI, pods a failed run left behind.
 remove_pods() {
@@ -317,7 +242,7 @@ main() {
 	cgroot=/arbor-e2e-kubelet-${tmp##*-}
 	start_registry
 	write_registries_conf
-	write_cni_conf
+	write_cni_conf arbor-kubelet arbkl 92
 	start_arbor
 	write_manifests
 	start_kubelet
