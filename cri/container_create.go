@@ -35,6 +35,9 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	if pod.State != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil, failedPrecondition("pod sandbox %s is not ready", pod.ID)
 	}
+	if err := checkContainerUserNS(cfg, &pod); err != nil {
+		return nil, err
+	}
 	lp, err := logPath(pod.Config.GetLogDirectory(), cfg.GetLogPath())
 	if err != nil {
 		return nil, err
@@ -77,6 +80,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 		{"mounting image volumes", on(s.mountImageVolumes), ""},
 		{"writing bundle", on(s.writeBundle), ""},
 		{"creating process", on(s.createProcess), "CreateContainer.after-runtime"},
+		{"releasing ID-mapped mounts", func(context.Context, *undo) error { return unstageIDMappedMounts(s.idmapDir(c.ID)) }, ""},
 	}); err != nil {
 		return nil, err
 	}
@@ -112,9 +116,9 @@ func (s *RuntimeServer) resolveImage(ctx context.Context, c *store.Container, _ 
 }
 
 // createRootfs makes the container's writable layer in storage and mounts it.
-func (s *RuntimeServer) createRootfs(ctx context.Context, c *store.Container, _ *store.Pod, u *undo) error {
+func (s *RuntimeServer) createRootfs(ctx context.Context, c *store.Container, pod *store.Pod, u *undo) error {
 	st := s.Images.Store()
-	if _, err := st.CreateContainer(c.ID, []string{c.Name}, c.ImageRef, "", "", &storage.ContainerOptions{}); err != nil {
+	if _, err := st.CreateContainer(c.ID, []string{c.Name}, c.ImageRef, "", "", storageOptions(pod)); err != nil {
 		return fmt.Errorf("creating storage container: %w", err)
 	}
 	u.push("removing storage container", func(context.Context) error { return s.removeRootfs(c.ID) })
@@ -123,6 +127,9 @@ func (s *RuntimeServer) createRootfs(ctx context.Context, c *store.Container, _ 
 		return fmt.Errorf("mounting rootfs: %w", err)
 	}
 	c.Rootfs = mp
+	if podUserNS(pod.Config) != nil {
+		return makeTraversable(mp)
+	}
 	return nil
 }
 
@@ -148,6 +155,10 @@ func isStorageNotFound(err error) bool {
 func (s *RuntimeServer) writeBundle(ctx context.Context, c *store.Container, pod *store.Pod, u *undo) error {
 	in, err := s.specInput(c, pod)
 	if err != nil {
+		return err
+	}
+	u.push("releasing ID-mapped mounts", func(context.Context) error { return unstageIDMappedMounts(s.idmapDir(c.ID)) })
+	if in.Config, err = s.stageIDMappedMounts(c.ID, in.Config, pod); err != nil {
 		return err
 	}
 	img, err := s.Images.Status(ctx, c.ImageRef)
@@ -186,7 +197,7 @@ func (s *RuntimeServer) specInput(c *store.Container, pod *store.Pod) (spec.Cont
 	in := spec.ContainerInput{
 		ID: c.ID, SandboxID: pod.ID, Config: c.Config, Sandbox: pod.Config, ImageName: c.ImageName,
 		RootfsPath: c.Rootfs, Host: s.Host,
-		Namespaces: spec.NamespacePaths{Network: pod.NS.Net, IPC: pod.NS.IPC, UTS: pod.NS.UTS, PID: pod.NS.PID},
+		Namespaces: spec.NamespacePaths{Network: pod.NS.Net, IPC: pod.NS.IPC, UTS: pod.NS.UTS, PID: pod.NS.PID, User: pod.NS.User},
 		Files:      podFiles(pod),
 	}
 	in.Config = withPodNamespaces(c.Config, pod)
@@ -245,7 +256,7 @@ func withPodNamespaces(cfg *runtimeapi.ContainerConfig, pod *store.Pod) *runtime
 	}
 	ns := out.Linux.SecurityContext.NamespaceOptions
 	podNS := pod.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	ns.Network, ns.Ipc = podNS.GetNetwork(), podNS.GetIpc()
+	ns.Network, ns.Ipc, ns.UsernsOptions = podNS.GetNetwork(), podNS.GetIpc(), podNS.GetUsernsOptions()
 	if ns.Pid == runtimeapi.NamespaceMode_POD && pod.NS.PID == "" {
 		ns.Pid = runtimeapi.NamespaceMode_CONTAINER
 	}

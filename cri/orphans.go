@@ -98,8 +98,10 @@ func (s *RuntimeServer) orphanFolders(_ context.Context, known map[string]bool) 
 			return errors.Join(sandbox.UnmountShm(filepath.Join(p, shmDir)), os.RemoveAll(p))
 		}},
 		{"pinned namespaces", filepath.Join(s.RunRoot, "ns"), func(_ context.Context, _, p string) error {
-			return sandbox.UnpinNamespaces(sandbox.Namespaces{IPC: filepath.Join(p, "ipc"), UTS: filepath.Join(p, "uts"), Dir: p})
+			return sandbox.UnpinNamespaces(sandbox.Namespaces{Dir: p})
 		}},
+		// Staged ID-mapped mounts live only while a create runs.
+		{"ID-mapped mounts", filepath.Join(s.RunRoot, "idmap"), func(_ context.Context, _, p string) error { return unstageIDMappedMounts(p) }},
 		{"network namespace", s.Network.Config().NetNSDir, func(ctx context.Context, id, p string) error {
 			return errors.Join(s.Network.Teardown(ctx, network.Pod{ID: id, NetNSPath: p}), s.Network.RemoveNetNS(p))
 		}},

@@ -36,7 +36,7 @@ func (s *RuntimeServer) startInfra(ctx context.Context, p *store.Pod, u *undo) e
 	}
 	in := spec.SandboxInput{
 		ID: c.ID, Config: p.Config, PauseCommand: s.PauseCommand, RootfsPath: c.Rootfs,
-		Namespaces: spec.NamespacePaths{Network: p.NS.Net}, Files: podFiles(p), Host: s.Host,
+		Namespaces: spec.NamespacePaths{Network: p.NS.Net, User: p.NS.User}, Files: podFiles(p), Host: s.Host,
 	}
 	if img.Config != nil {
 		in.Image = &img.Config.Config

@@ -34,6 +34,9 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 		PortMaps: cfg.GetPortMappings(),
 	}
 	p.Dir = s.podDir(p.ID)
+	if err := validateUserNamespace(cfg); err != nil {
+		return nil, err
+	}
 	if err := sandbox.ValidateSysctls(cfg.GetLinux().GetSysctls(), hostNetwork(&p), hostIPC(&p)); err != nil {
 		return nil, invalid("config.linux.sysctls", "%v", err)
 	}
@@ -138,17 +141,18 @@ func (s *RuntimeServer) pinPodNamespaces(ctx context.Context, p *store.Pod, u *u
 	ns, err := sandbox.PinNamespaces(ctx, sandbox.Options{
 		ID: p.ID, NsDir: filepath.Join(s.RunRoot, "ns"), HostNetwork: hostNetwork(p), HostIPC: hostIPC(p),
 		Hostname: p.Config.GetHostname(), NewNetNS: s.Network.NewNetNS,
+		UserNS: podUserNS(p.Config), AdoptNetNS: s.Network.AdoptNetNS,
 	})
 	if err != nil {
 		return err
 	}
-	p.NS = store.Namespaces{Net: ns.Net, IPC: ns.IPC, UTS: ns.UTS, Dir: ns.Dir}
+	p.NS = store.Namespaces{Net: ns.Net, IPC: ns.IPC, UTS: ns.UTS, User: ns.User, Dir: ns.Dir}
 	u.push("unpinning namespaces", func(context.Context) error { return s.unpinPod(p) })
 	return sandbox.ApplySysctls(ns, p.Config.GetLinux().GetSysctls())
 }
 
 func (s *RuntimeServer) unpinPod(p *store.Pod) error {
-	err := sandbox.UnpinNamespaces(sandbox.Namespaces{IPC: p.NS.IPC, UTS: p.NS.UTS, Dir: p.NS.Dir})
+	err := sandbox.UnpinNamespaces(sandbox.Namespaces{IPC: p.NS.IPC, UTS: p.NS.UTS, User: p.NS.User, Dir: p.NS.Dir})
 	if nerr := s.Network.RemoveNetNS(p.NS.Net); err == nil {
 		err = nerr
 	}

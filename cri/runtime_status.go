@@ -24,7 +24,7 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 			{Type: runtimeapi.RuntimeReady, Status: true},
 			netCond,
 		}},
-		RuntimeHandlers: s.handlers(),
+		RuntimeHandlers: s.handlers(ctx),
 		// The policy is applied when the container's user is resolved
 		// (spec.ResolveUser).
 		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
@@ -40,11 +40,13 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 
 // handlers lists each handler with the features it really supports:
 // recursive read-only mounts when the handler's runtime binary says it
-// knows the "rro" mount option. User namespaces are not built.
-func (s *RuntimeServer) handlers() []*runtimeapi.RuntimeHandler {
+// knows the "rro" mount option, and pod user namespaces when this kernel
+// lets the daemon make one (the runtime only joins it).
+func (s *RuntimeServer) handlers(ctx context.Context) []*runtimeapi.RuntimeHandler {
+	userNS := logUserNSProbe(ctx)
 	out := make([]*runtimeapi.RuntimeHandler, 0, len(s.info.Handlers)+1)
 	for i, name := range s.info.Handlers {
-		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.supportsRRO(name)}
+		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.supportsRRO(name), UserNamespaces: userNS}
 		out = append(out, &runtimeapi.RuntimeHandler{Name: name, Features: features})
 		if i == 0 {
 			// The default handler is also listed under the empty name.

@@ -16,6 +16,38 @@ import (
 // down "lo"; the loopback plugin brings it up during Setup. Nothing is left
 // behind on error. It fails if a namespace named id already exists.
 func (m *Manager) NewNetNS(id string) (string, error) {
+	path, err := m.netNSMountPoint(id)
+	if err != nil {
+		return "", err
+	}
+	if err := onLockedThread(func() error { return bindNewNetNS(path) }); err != nil {
+		os.Remove(path)
+		return "", err
+	}
+	m.log.Debug("Network namespace created", "netns", path)
+	return path, nil
+}
+
+// AdoptNetNS pins the network namespace whose file is from (a pinned
+// namespace or /proc/<pid>/ns/net) at NetNSDir/<id>, where NewNetNS would
+// have made one, and returns that path; RemoveNetNS removes it. It serves
+// pods with their own user namespace, whose network namespace must be
+// made inside it. Nothing is left behind on error.
+func (m *Manager) AdoptNetNS(id, from string) (string, error) {
+	path, err := m.netNSMountPoint(id)
+	if err != nil {
+		return "", err
+	}
+	if err := unix.Mount(from, path, "none", unix.MS_BIND, ""); err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("bind mounting network namespace: %w", err)
+	}
+	m.log.Debug("Network namespace adopted", "netns", path)
+	return path, nil
+}
+
+// netNSMountPoint creates the empty file NetNSDir/<id>.
+func (m *Manager) netNSMountPoint(id string) (string, error) {
 	if err := validateNetNSName(id); err != nil {
 		return "", err
 	}
@@ -27,13 +59,7 @@ func (m *Manager) NewNetNS(id string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("creating netns mount point: %w", err)
 	}
-	f.Close()
-	if err := onLockedThread(func() error { return bindNewNetNS(path) }); err != nil {
-		os.Remove(path)
-		return "", err
-	}
-	m.log.Debug("Network namespace created", "netns", path)
-	return path, nil
+	return path, f.Close()
 }
 
 // RemoveNetNS unmounts and removes a namespace made by NewNetNS. It succeeds

@@ -5,8 +5,7 @@ import runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 // NeedsInfra reports whether a pod needs an infra (pause) process: when its
 // containers share one PID namespace (NamespaceMode POD, which is also the
 // protobuf default when no options are given) rather than the host's or
-// one per container, or when it has its own user namespace (UsernsOptions
-// present with mode POD; absent options mean the host's).
+// one per container.
 //
 // Arbor otherwise holds a pod's network, IPC and UTS namespaces with bind
 // mounts and no process at all (PinNamespaces), like CRI-O's
@@ -16,15 +15,9 @@ import runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 // as long as it exists: when PID 1 exits the kernel kills every process in
 // it and no new process can enter. A shared PID namespace must outlive each
 // container, so a pause process that lives as long as the pod is its PID 1;
-// it also reaps the pod's orphaned zombies. A pod user namespace must own
-// the pod's other namespaces, which the thread-based pinning here does not
-// create, so such pods also get the infra container (it creates the IPC,
-// UTS and PID namespaces itself; then do not call PinNamespaces for them).
+// it also reaps the pod's orphaned zombies. A pod user namespace needs no
+// process either: PinNamespaces pins it with the namespaces it owns.
 func NeedsInfra(cfg *runtimeapi.PodSandboxConfig) bool {
 	opts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if opts.GetPid() == runtimeapi.NamespaceMode_POD {
-		return true
-	}
-	userns := opts.GetUsernsOptions()
-	return userns != nil && userns.GetMode() == runtimeapi.NamespaceMode_POD
+	return opts.GetPid() == runtimeapi.NamespaceMode_POD
 }

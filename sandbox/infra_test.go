@@ -30,7 +30,7 @@ func TestNeedsInfra(t *testing.T) {
 		{name: "host pid", cfg: podWithNamespaces(&runtimeapi.NamespaceOption{Pid: node, Network: node, Ipc: node}), want: false},
 		{name: "target pid", cfg: podWithNamespaces(&runtimeapi.NamespaceOption{Pid: target, TargetId: "c1"}), want: false},
 		{name: "pod user namespace", cfg: podWithNamespaces(&runtimeapi.NamespaceOption{Pid: container,
-			UsernsOptions: &runtimeapi.UserNamespace{Mode: pod}}), want: true},
+			UsernsOptions: &runtimeapi.UserNamespace{Mode: pod}}), want: false},
 		{name: "host user namespace", cfg: podWithNamespaces(&runtimeapi.NamespaceOption{Pid: container,
 			UsernsOptions: &runtimeapi.UserNamespace{Mode: node}}), want: false},
 	}

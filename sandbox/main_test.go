@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
+	"go.podman.io/storage/pkg/reexec"
 	"go.uber.org/goleak"
 )
 
@@ -18,6 +19,10 @@ import (
 var hostNS = map[string]string{}
 
 func TestMain(m *testing.M) {
+	// The user namespace holder re-executes this binary.
+	if reexec.Init() {
+		return
+	}
 	for _, kind := range []string{"ipc", "uts", "net"} {
 		hostNS[kind], _ = os.Readlink("/proc/self/ns/" + kind)
 	}

@@ -30,6 +30,8 @@ type Namespaces struct {
 	IPC string
 	// UTS is the pod UTS namespace (the host's with host network).
 	UTS string
+	// User is the pod user namespace; empty means the host's.
+	User string
 	// Dir is the pod's pin folder, NsDir/<id>, holding the namespace files
 	// PinNamespaces bind mounted; empty when it pinned nothing.
 	Dir string
@@ -37,7 +39,7 @@ type Namespaces struct {
 
 // SpecPaths returns the namespace paths in the form oci/spec takes them.
 func (n Namespaces) SpecPaths() spec.NamespacePaths {
-	return spec.NamespacePaths{Network: n.Net, IPC: n.IPC, UTS: n.UTS}
+	return spec.NamespacePaths{Network: n.Net, IPC: n.IPC, UTS: n.UTS, User: n.User}
 }
 
 // Options says which namespaces PinNamespaces creates.
@@ -56,6 +58,15 @@ type Options struct {
 	// NewNetNS); the caller removes it. When nil, PinNamespaces pins a new
 	// empty network namespace in the pin folder itself.
 	NewNetNS func(id string) (string, error)
+	// UserNS, when set, gives the pod its own user namespace with these
+	// mappings; the pod's network, IPC and UTS namespaces then belong to
+	// it. Host network or host IPC cannot be combined with it.
+	UserNS *UserNS
+	// AdoptNetNS pins the network namespace file at from where NewNetNS
+	// would have made one (network.Manager's AdoptNetNS); it is needed
+	// with UserNS and NewNetNS, since the network namespace must be made
+	// inside the user namespace.
+	AdoptNetNS func(id, from string) (string, error)
 }
 
 // nsKind is one namespace type that can be created and pinned.
@@ -65,11 +76,12 @@ type nsKind struct {
 }
 
 var (
-	kindNet = nsKind{"net", unix.CLONE_NEWNET}
-	kindIPC = nsKind{"ipc", unix.CLONE_NEWIPC}
-	kindUTS = nsKind{"uts", unix.CLONE_NEWUTS}
+	kindNet  = nsKind{"net", unix.CLONE_NEWNET}
+	kindIPC  = nsKind{"ipc", unix.CLONE_NEWIPC}
+	kindUTS  = nsKind{"uts", unix.CLONE_NEWUTS}
+	kindUser = nsKind{"user", unix.CLONE_NEWUSER}
 	// pinnedKinds are the file names UnpinNamespaces cleans from a folder.
-	pinnedKinds = []nsKind{kindIPC, kindUTS, kindNet}
+	pinnedKinds = []nsKind{kindIPC, kindUTS, kindNet, kindUser}
 )
 
 // PinNamespaces creates the pod's IPC namespace (unless HostIPC) and UTS
@@ -82,6 +94,9 @@ func PinNamespaces(ctx context.Context, opts Options) (Namespaces, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return Namespaces{}, fmt.Errorf("pinning pod namespaces: %w", err)
+	}
+	if opts.UserNS != nil {
+		return pinUserNS(opts)
 	}
 	ns, err := pinLocal(opts)
 	if err != nil {
@@ -101,7 +116,47 @@ func (o *Options) validate() error {
 	if len(o.Hostname) > maxHostnameLen || strings.ContainsAny(o.Hostname, "\x00\n") {
 		return fmt.Errorf("pinning pod namespaces: invalid hostname %q", o.Hostname)
 	}
+	if o.UserNS != nil && (o.HostNetwork || o.HostIPC) {
+		return errors.New("pinning pod namespaces: a pod user namespace cannot share the host's network or IPC namespace")
+	}
+	if o.UserNS != nil && o.NewNetNS != nil && o.AdoptNetNS == nil {
+		return errors.New("pinning pod namespaces: a pod user namespace needs AdoptNetNS")
+	}
 	return nil
+}
+
+// pinUserNS pins a new user namespace and the network, IPC and UTS
+// namespaces it owns; the network one goes where AdoptNetNS puts it.
+func pinUserNS(opts Options) (Namespaces, error) {
+	dir := filepath.Join(opts.nsDir(), opts.ID)
+	paths, err := pinWithUserNS(dir, *opts.UserNS, []nsKind{kindIPC, kindUTS, kindNet})
+	if err != nil {
+		return Namespaces{}, fmt.Errorf("pinning pod namespaces: %w", err)
+	}
+	ns := Namespaces{Dir: dir, User: paths["user"], IPC: paths["ipc"], UTS: paths["uts"], Net: paths["net"]}
+	fail := func(err error) (Namespaces, error) {
+		return Namespaces{}, errors.Join(fmt.Errorf("pinning pod namespaces: %w", err), UnpinNamespaces(ns))
+	}
+	if err := setHostnameIn(ns.UTS, opts.Hostname); err != nil {
+		return fail(err)
+	}
+	if opts.AdoptNetNS != nil {
+		net, err := opts.AdoptNetNS(opts.ID, paths["net"])
+		if err != nil {
+			return fail(fmt.Errorf("adopting pod network namespace: %w", err))
+		}
+		// The pin in the pod's folder stays until UnpinNamespaces.
+		ns.Net = net
+	}
+	return ns, nil
+}
+
+// nsDir is the parent of the pin folders.
+func (o *Options) nsDir() string {
+	if o.NsDir == "" {
+		return DefaultNsDir
+	}
+	return o.NsDir
 }
 
 // localKinds lists the namespaces pinned in the pod's own folder.
@@ -125,11 +180,7 @@ func pinLocal(opts Options) (Namespaces, error) {
 	if len(kinds) == 0 {
 		return Namespaces{}, nil
 	}
-	nsDir := opts.NsDir
-	if nsDir == "" {
-		nsDir = DefaultNsDir
-	}
-	dir := filepath.Join(nsDir, opts.ID)
+	dir := filepath.Join(opts.nsDir(), opts.ID)
 	setup := func() error { return setHostname(kinds, opts.Hostname) }
 	paths, err := pinNew(dir, kinds, setup)
 	if err != nil {

@@ -19,11 +19,12 @@ const (
 // Namespaces are the pinned namespace files of a pod; empty means the
 // host's.
 type Namespaces struct {
-	Net string `json:"net,omitempty"`
-	IPC string `json:"ipc,omitempty"`
-	UTS string `json:"uts,omitempty"`
-	PID string `json:"pid,omitempty"` // /proc/<infra pid>/ns/pid when the pod shares one
-	Dir string `json:"dir,omitempty"` // pin folder of IPC and UTS
+	Net  string `json:"net,omitempty"`
+	IPC  string `json:"ipc,omitempty"`
+	UTS  string `json:"uts,omitempty"`
+	PID  string `json:"pid,omitempty"`  // /proc/<infra pid>/ns/pid when the pod shares one
+	User string `json:"user,omitempty"` // pod user namespace; empty means the host's
+	Dir  string `json:"dir,omitempty"`  // pin folder of IPC, UTS and user
 }
 
 // Pod is the durable record of a pod sandbox.
