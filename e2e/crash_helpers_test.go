@@ -161,7 +161,15 @@ func (w *crashWorker) pick() *pendingOp {
 	if len(w.pods) < crashMaxPods {
 		w.seq++
 		name := fmt.Sprintf("rk-%s-%d", w.name, w.seq)
-		ops = append(ops, &pendingOp{op: "RunPodSandbox", pod: &trackedPod{name: name, cfg: w.pt.crashPodConfig(name)}})
+		cfg := w.pt.crashPodConfig(name)
+		if w.seq%2 == 0 {
+			// Half the pods have their own user namespace: one more
+			// pinned namespace, a holder process and ID-mapped layers.
+			cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{
+				Mode: runtimeapi.NamespaceMode_POD, Uids: usernsMapping(), Gids: usernsMapping(),
+			}
+		}
+		ops = append(ops, &pendingOp{op: "RunPodSandbox", pod: &trackedPod{name: name, cfg: cfg}})
 	}
 	for _, p := range w.pods {
 		ops = append(ops, w.podOps(p)...)

@@ -122,25 +122,36 @@ func checkNoLeaks(t *testing.T, pt *podTest) {
 // object is either complete or entirely gone, and nothing leaked.
 func TestCrashAtFaultPoints(t *testing.T) {
 	points := []struct {
-		point string
-		call  func(pt *podTest, podID string, pod *runtimeapi.PodSandboxConfig)
+		point  string
+		userns bool // the pod has its own user namespace
 	}{
-		{"RunPodSandbox.after-namespaces", nil},
-		{"RunPodSandbox.after-network", nil},
-		{"RunPodSandbox.before-state-write", nil},
-		{"CreateContainer.after-storage", nil},
-		{"CreateContainer.after-runtime", nil},
-		{"CreateContainer.before-state-write", nil},
-		{"StartContainer.after-runtime", nil},
-		{"RemoveContainer.after-runtime", nil},
-		{"RemoveContainer.before-state-write", nil},
-		{"StopPodSandbox.after-network", nil},
-		{"RemovePodSandbox.before-state-write", nil},
+		{"RunPodSandbox.after-namespaces", false},
+		{"RunPodSandbox.after-network", false},
+		{"RunPodSandbox.before-state-write", false},
+		{"CreateContainer.after-storage", false},
+		{"CreateContainer.after-runtime", false},
+		{"CreateContainer.before-state-write", false},
+		{"StartContainer.after-runtime", false},
+		{"RemoveContainer.after-runtime", false},
+		{"RemoveContainer.before-state-write", false},
+		{"StopPodSandbox.after-network", false},
+		{"RemovePodSandbox.before-state-write", false},
+		{"RunPodSandbox.after-namespaces", true},
+		{"RunPodSandbox.after-network", true},
+		{"CreateContainer.after-storage", true},
+		{"CreateContainer.after-runtime", true},
 	}
 	pt := newPodTest(t)
 	for _, p := range points {
-		t.Run(p.point, func(t *testing.T) {
-			pod := pt.podConfig("crash-" + strings.ToLower(strings.NewReplacer(".", "-").Replace(p.point)))
+		name := p.point
+		if p.userns {
+			name += "/userns"
+		}
+		t.Run(name, func(t *testing.T) {
+			pod := pt.podConfig("crash-" + strings.ToLower(strings.NewReplacer(".", "-", "/", "-").Replace(name)))
+			if p.userns {
+				pod = pt.usernsPod(pod.Metadata.Name)
+			}
 			var podID, ctrID string
 			if !strings.HasPrefix(p.point, "RunPodSandbox") {
 				podID = pt.runPod(pod)
