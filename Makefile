@@ -59,7 +59,7 @@ unit: ## unit tests (root: some use real runc, conmon, CNI and storage)
 e2e: build tools ## end-to-end tests against the real daemon, crictl and runtime
 	ARBOR_BIN=$(BIN)/arbor CRICTL=$(BIN)/crictl $(GO) test -tags "$(TAGS)" $(E2EFLAGS) $(TESTFLAGS) ./e2e/...
 
-critest: deps ## CRI conformance (critest, mirror mode) against a fresh arbor; results in $TMPDIR/arbor-critest
+critest: deps ## CRI conformance (critest, mirror mode: the suite, then its benchmarks) against a fresh arbor; results in $TMPDIR/arbor-critest
 	e2e/scripts/critest.sh
 
 e2e-kubelet: build tools ## build a real kubelet (minutes) and run static pods through arbor

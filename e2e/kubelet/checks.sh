@@ -141,6 +141,47 @@ check_crash() {
 	fi
 }
 
+# userns_exec CMD...: runs CMD in the userns pod's running container.
+userns_exec() {
+	local id
+	id=$(ctrs userns | jq -r '[.containers[] | select(.state == "CONTAINER_RUNNING")][0].id // empty')
+	[[ -n $id ]] && "${crictl[@]}" exec "$id" "$@"
+}
+
+# userns_map prints /proc/self/uid_map of the userns pod's container, on one
+# line.
+userns_map() {
+	userns_exec cat /proc/self/uid_map | tr -s ' \n' ' ' | sed 's/^ //; s/ $//'
+}
+
+# mapped_root: the userns pod's root is mapped to a host ID other than 0.
+mapped_root() {
+	local m
+	m=$(userns_map) && [[ $m =~ ^0\ ([0-9]+)\ ([0-9]+)$ ]] && ((BASH_REMATCH[1] > 0))
+}
+
+check_userns() {
+	if wait_until 120 mapped_root; then
+		pass userns "hostUsers: false runs the container in its own user namespace (uid_map: $(userns_map))"
+	else
+		fail userns "uid_map: '$(userns_map)'; containers: $(ctrs userns | jq -c '[.containers[] | {name: .metadata.name, state}]')"
+	fi
+	# The kubelet asks for every volume (here /etc/hosts and the termination
+	# log) to be ID-mapped: the node's root-owned files are the pod root's.
+	local owners
+	owners=$(userns_exec stat -c %u /etc/hosts /dev/termination-log | tr '\n' ' ')
+	if [[ $owners == "0 0 " ]]; then
+		pass userns-mounts "the kubelet's mounts are ID-mapped: /etc/hosts and /dev/termination-log are owned by the pod's root"
+	else
+		fail userns-mounts "owners inside of /etc/hosts and /dev/termination-log: '$owners' (65534 means not ID-mapped)"
+	fi
+	if wait_until 60 kpod_jq userns '.status.phase == "Running"'; then
+		pass userns-kubelet "the kubelet reports userns-$node Running"
+	else
+		fail userns-kubelet "kubelet status: $(kpod userns | jq -c '.status | {phase, conditions, containerStatuses}')"
+	fi
+}
+
 # all_gone: the kubelet has no pods and arbor has no pods or containers.
 all_gone() {
 	[[ $(kubelet_pods | jq '.items | length') == 0 ]] &&

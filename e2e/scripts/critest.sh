@@ -11,34 +11,57 @@
 #      pull never falls back to the real host), and a CNI bridge network on a
 #      private /24 with no default route and no masquerade;
 #   4. arbor on a temporary socket, root and runroot;
-#   5. critest in "mirror" mode (no -registry-prefix), bounded by TIMEOUT;
-#   6. per-spec results in OUT, then the last line
+#   5. critest in "mirror" mode (no -registry-prefix), bounded by TIMEOUT:
+#      first the validation suite (critest skips its benchmark specs), then
+#      against the same arbor a second pass with -benchmark, which runs only
+#      the 5 benchmark specs, sized by BENCH_PARAMS;
+#   6. per-spec results of each pass and combined in OUT, a benchmark
+#      summary, then the last line, over the combined results,
 #        critest: N passed, N failed, N skipped
+#      A spec counts as passed if it passed in either pass, as failed if it
+#      failed in one and passed in none, else as skipped: the suite's skipped
+#      entries of the benchmark specs are replaced by their benchmark results
+#      (each spec is counted once);
 #   7. cleanup: pods removed through CRI, arbor stopped with SIGTERM, any
 #      leftover container, conmon and mount under the temp folder removed,
 #      the registry stopped, the bridge deleted, the temp folder removed.
 #
 # Environment (all optional):
 #   OUT        output folder (default ${TMPDIR:-/tmp}/arbor-critest/<UTC time>):
-#              critest.log, report.json, specs.txt, failures.txt, arbor.log
-#   TIMEOUT    ginkgo suite timeout (default 40m)
+#              specs.txt and failures.txt (combined), arbor.log,
+#              bench-summary.txt (ms per operation), and one folder per pass,
+#              suite/ and benchmark/, each with critest.log, report.json,
+#              specs.txt and failures.txt (benchmark/data/: critest's JSON)
+#   TIMEOUT    ginkgo timeout of the suite pass (default 40m)
+#   BENCHMARK  0 skips the benchmark pass (default 1: run it)
+#   BENCH_PARAMS  critest -benchmarking-params-file (default
+#              critest-bench.yaml next to this script)
+#   BENCH_TIMEOUT  ginkgo timeout of the benchmark pass (default 15m)
 #   LOG_LEVEL  arbor's log level (default info)
 #   BUILD      0 skips `make build tools` (the binaries must exist)
 #   KEEP       1 keeps the temp folder (configs, registry log) for debugging
-#   SKIP       ginkgo skip regexp (default: none; every spec runs)
+#   SKIP       ginkgo skip regexp for both passes (default: none; every spec
+#              runs)
 #   EXPECTED_FAIL  extended regexp of specs known to fail here (default: the
 #              one spec that cannot pass offline, "public image with digest":
 #              it needs an upstream manifest whose digest cannot be rebuilt).
-#              They still count as failed in the summary line.
-# Extra arguments go to critest, e.g. -ginkgo.focus='Image Manager'.
-# Exit code: 0 when every spec passed, was skipped, or is an expected
-# failure; critest's own code otherwise.
+#              They still count as failed in the summary line. It never
+#              excuses the benchmark pass: any failure there fails the run.
+# Extra arguments go to critest's suite pass only, e.g.
+# -ginkgo.focus='Image Manager'; -ginkgo.focus=benchmark runs no suite spec,
+# leaving the benchmark pass alone.
+# Exit code: 0 when the benchmark pass succeeded (or was skipped) and every
+# suite spec passed, was skipped, or is an expected failure; otherwise the
+# failing pass's critest exit code (the benchmark pass's first).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bin=$repo/bin
 TIMEOUT=${TIMEOUT:-40m}
+BENCHMARK=${BENCHMARK:-1}
+BENCH_PARAMS=${BENCH_PARAMS:-$here/critest-bench.yaml}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-15m}
 LOG_LEVEL=${LOG_LEVEL:-info}
 SKIP=${SKIP-}
 EXPECTED_FAIL=${EXPECTED_FAIL-public image with digest should be pulled and removed}
@@ -68,47 +91,131 @@ build() {
 
 # --- the run -----------------------------------------------------------------
 
-run_critest() {
+# run_pass NAME TIMEOUT [critest args...]: runs critest with its output in
+# $OUT/NAME and sets pass_rc; the folder gets critest.log and report.json.
+run_pass() {
+	local name=$1 dir=$OUT/$1 start=$SECONDS
 	local args=(-runtime-endpoint "unix://$sock" -image-endpoint "unix://$sock"
-		-ginkgo.no-color -ginkgo.v -ginkgo.timeout "$TIMEOUT"
-		-ginkgo.json-report "$OUT/report.json")
+		-ginkgo.no-color -ginkgo.timeout "$2" -ginkgo.json-report "$dir/report.json")
+	shift 2
 	[[ -n $SKIP ]] && args+=("-ginkgo.skip=$SKIP")
-	say "running critest (timeout $TIMEOUT); log $OUT/critest.log"
-	{ printf '#' && printf ' %q' "$bin/critest" "${args[@]}" "$@" && echo; } >"$OUT/critest.log"
-	local start=$SECONDS
+	mkdir -p "$dir"
+	say "running critest, $name pass; log $dir/critest.log"
+	{ printf '#' && printf ' %q' "$bin/critest" "${args[@]}" "$@" && echo; } >"$dir/critest.log"
 	# In the background, so that a signal to this script is handled at once.
-	(cd "$OUT" && exec "$bin/critest" "${args[@]}" "$@") >>"$OUT/critest.log" 2>&1 &
+	(cd "$dir" && exec "$bin/critest" "${args[@]}" "$@") >>"$dir/critest.log" 2>&1 &
 	critest_pid=$!
 	wait "$critest_pid"
-	rc=$?
+	pass_rc=$?
 	critest_pid=""
-	echo "# exit code $rc after $((SECONDS - start))s" >>"$OUT/critest.log"
-	say "critest took $((SECONDS - start))s"
+	echo "# exit code $pass_rc after $((SECONDS - start))s" >>"$dir/critest.log"
+	say "critest $name pass took $((SECONDS - start))s (exit code $pass_rc)"
 }
 
+# run_suite runs the validation suite (critest adds -ginkgo.skip=benchmark)
+# and sets suite_rc.
+run_suite() {
+	run_pass suite "$TIMEOUT" -ginkgo.v "$@"
+	suite_rc=$pass_rc
+}
+
+# run_benchmarks runs only the benchmark specs and sets bench_rc. -benchmark
+# turns on ginkgo.succinct, which conflicts with -ginkgo.v.
+run_benchmarks() {
+	[[ $BENCHMARK == 0 ]] && return 0
+	mkdir -p "$OUT/benchmark/data"
+	run_pass benchmark "$BENCH_TIMEOUT" -benchmark \
+		-benchmarking-params-file "$BENCH_PARAMS" -benchmarking-output-dir "$OUT/benchmark/data"
+	bench_rc=$pass_rc
+}
+
+# --- results -------------------------------------------------------------------
+
+# merge_specs REPORT...: one entry per spec (name and location) over the
+# ginkgo reports, the best state winning: passed, then failed (any failing
+# state), then pending, then skipped.
+merge_specs() {
+	jq -s '
+		def state: .State | ascii_upcase | sub("^PASSED$"; "PASS") | sub("^FAILED$"; "FAIL") | sub("^SKIPPED$"; "SKIP");
+		def rank: {PASS: 3, PENDING: 1, SKIP: 0}[.] // 2;
+		[.[] | .[]?.SpecReports[]? | select(.LeafNodeType == "It") |
+			{name: ((.ContainerHierarchyTexts // []) + [.LeafNodeText] | join(" ")),
+			 location: "\(.LeafNodeLocation.FileName):\(.LeafNodeLocation.LineNumber)",
+			 state: state, message: (.Failure.Message // "")}] |
+		group_by([.name, .location]) | map(max_by(.state | rank))' "$@"
+}
+
+# write_specs DIR REPORT...: DIR/specs.txt (STATE<TAB>spec) and
+# DIR/failures.txt (each failing spec with its first message lines).
+write_specs() {
+	local dir=$1 merged
+	shift
+	merged=$(merge_specs "$@") || return 0
+	jq -r '.[] | [.state, .name] | @tsv' <<<"$merged" | sort -t $'\t' -k2,2 >"$dir/specs.txt"
+	jq -r '.[] | select(.state | IN("PASS", "SKIP", "PENDING") | not) |
+		"\(.name)\n    -> \(.message | split("\n") | map(select(length > 0)) | .[0:3] | join(" | "))"' \
+		<<<"$merged" >"$dir/failures.txt"
+}
+
+# write_results writes each pass's spec lists and the combined ones in OUT.
 write_results() {
-	[[ -s $OUT/report.json ]] || return 0
-	jq -r '.[].SpecReports[]? | select(.LeafNodeType=="It") |
-		[(.State|ascii_upcase), ((.ContainerHierarchyTexts // []) + [.LeafNodeText] | join(" "))] | @tsv' \
-		"$OUT/report.json" | sed 's/^PASSED/PASS/; s/^FAILED/FAIL/; s/^SKIPPED/SKIP/' | sort -k2 >"$OUT/specs.txt"
-	jq -r '.[].SpecReports[]? | select(.LeafNodeType=="It" and (.State=="failed" or .State=="panicked" or .State=="timedout" or .State=="interrupted")) |
-		"\((.ContainerHierarchyTexts // []) + [.LeafNodeText] | join(" "))\n    -> \(.Failure.Message // "" | split("\n") | map(select(length>0)) | .[0:3] | join(" | "))"' \
-		"$OUT/report.json" >"$OUT/failures.txt"
+	local reports=() pass
+	for pass in suite benchmark; do
+		[[ -s $OUT/$pass/report.json ]] || continue
+		write_specs "$OUT/$pass" "$OUT/$pass/report.json"
+		reports+=("$OUT/$pass/report.json")
+	done
+	((${#reports[@]} > 0)) && write_specs "$OUT" "${reports[@]}"
+	write_bench_summary
 }
 
+# write_bench_summary writes OUT/bench-summary.txt: per operation, the
+# sample count, parallelism and mean/p50/p90/max in ms from critest's JSON
+# files, plus the start-container-benchmark measurement from the report.
+write_bench_summary() {
+	local data=$OUT/benchmark/data f
+	[[ -d $data ]] || return 0
+	{
+		printf 'benchmark\toperation\tn\tparallel\tmean\tp50\tp90\tmax\n'
+		for f in "$data"/*.json; do
+			[[ -s $f ]] && jq -r --arg b "$(basename "$f" _benchmark_data.json)" '
+				def ms: . * 100 | round / 100;
+				. as $r | range(0; $r.operationsNames | length) as $i |
+				([$r.datapoints[].operationsDurationsNs[$i] / 1e6] | sort) as $d |
+				select($d | length > 0) |
+				[$b, $r.operationsNames[$i], ($d | length), $r.numParallel, ($d | add / length | ms),
+				 ($d[$d | length / 2 | floor] | ms), ($d[$d | length * 0.9 | floor] | ms), ($d[-1] | ms)] | @tsv' "$f"
+		done
+		jq -r '.[].SpecReports[]?.ReportEntries[]? | select(.Name == "start-container-benchmark") |
+			.Value.AsJSON | fromjson | .Measurements[] | select(.Durations != null) |
+			([.Durations[] / 1e6] | sort) as $d | select($d | length > 0) |
+			["start_container", .Name, ($d | length), 1] + ([$d | add / length, $d[$d | length / 2 | floor],
+			 $d[$d | length * 0.9 | floor], $d[-1]] | map(. * 100 | round / 100)) | @tsv' \
+			"$OUT/benchmark/report.json" 2>/dev/null
+	} | column -t -s $'\t' >"$OUT/bench-summary.txt"
+}
+
+# print_summary prints each pass's ginkgo summary and the benchmark figures
+# to stderr, then the combined count on stdout.
 print_summary() {
-	local sum p=0 f=0 s=0
-	sum=$(grep -E '[0-9]+ Passed \| [0-9]+ Failed \| [0-9]+ Pending \| [0-9]+ Skipped' "$OUT/critest.log" | tail -1)
-	if [[ -n $sum ]]; then
-		p=$(sed -E 's/.*[^0-9]([0-9]+) Passed.*/\1/' <<<"$sum")
-		f=$(sed -E 's/.*[^0-9]([0-9]+) Failed.*/\1/' <<<"$sum")
-		s=$(sed -E 's/.*[^0-9]([0-9]+) Skipped.*/\1/' <<<"$sum")
-	elif [[ -s $OUT/specs.txt ]]; then
+	local p=0 f=0 s=0 pass sum suite_sum=""
+	for pass in suite benchmark; do
+		sum=$(grep -hE '[0-9]+ Passed \| [0-9]+ Failed \| [0-9]+ Pending \| [0-9]+ Skipped' \
+			"$OUT/$pass/critest.log" 2>/dev/null | tail -1)
+		[[ -n $sum ]] && say "$pass pass: ${sum#"${sum%%[![:space:]]*}"}"
+		[[ $pass == suite ]] && suite_sum=$sum
+	done
+	[[ -s $OUT/bench-summary.txt ]] && say "benchmark (ms):" && sed 's/^/    /' "$OUT/bench-summary.txt" >&2
+	if [[ -s $OUT/specs.txt ]]; then
 		p=$(grep -c '^PASS' "$OUT/specs.txt")
 		f=$(grep -cvE '^(PASS|SKIP|PENDING)' "$OUT/specs.txt")
 		s=$(grep -c '^SKIP' "$OUT/specs.txt")
+	elif [[ -n $suite_sum ]]; then # no JSON report: the suite's own counts
+		p=$(sed -E 's/.*[^0-9]([0-9]+) Passed.*/\1/' <<<"$suite_sum")
+		f=$(sed -E 's/.*[^0-9]([0-9]+) Failed.*/\1/' <<<"$suite_sum")
+		s=$(sed -E 's/.*[^0-9]([0-9]+) Skipped.*/\1/' <<<"$suite_sum")
 	fi
-	say "results: $OUT (critest.log, specs.txt, failures.txt, arbor.log)"
+	say "results in $OUT:" $(cd "$OUT" && ls -d specs.txt failures.txt bench-summary.txt arbor.log suite benchmark 2>/dev/null)
 	echo "critest: $p passed, $f failed, $s skipped"
 }
 
@@ -193,8 +300,12 @@ cleanup() {
 
 main() {
 	build
+	[[ -r $BENCH_PARAMS ]] || die "no benchmark parameters at $BENCH_PARAMS"
+	BENCH_PARAMS=$(realpath "$BENCH_PARAMS")
 	mkdir -p "$OUT"
 	OUT=$(cd "$OUT" && pwd)
+	# A reused OUT must not mix in an earlier run's results.
+	rm -rf -- "$OUT/suite" "$OUT/benchmark" "$OUT/specs.txt" "$OUT/failures.txt" "$OUT/bench-summary.txt"
 	# Short: a unix socket path holds at most 107 bytes.
 	tmp=$(mktemp -d /tmp/arbor-critest-XXXXXX)
 	sock=$tmp/arbor.sock
@@ -206,20 +317,31 @@ main() {
 	write_registries_conf
 	write_cni_conf arbor-critest arbct 91
 	start_arbor
-	rc=0
-	run_critest "$@"
+	suite_rc=0 bench_rc=0
+	run_suite "$@"
+	run_benchmarks
 	write_results
 	teardown
 	print_summary
-	if ((rc != 0)) && only_expected_failures; then
-		say "every failing spec is a known offline failure (EXPECTED_FAIL)"
-		rc=0
-	fi
-	return "$rc"
+	exit_code
 }
 
-# only_expected_failures: true when critest ran and each failed spec
-# matches EXPECTED_FAIL.
+# exit_code: the benchmark pass's failure first (never excused), then the
+# suite's, which EXPECTED_FAIL may excuse.
+exit_code() {
+	if ((bench_rc != 0)); then
+		say "the benchmark pass failed (exit code $bench_rc); see $OUT/benchmark/failures.txt"
+		return "$bench_rc"
+	fi
+	if ((suite_rc != 0)) && only_expected_failures; then
+		say "every failing spec is a known offline failure (EXPECTED_FAIL)"
+		return 0
+	fi
+	return "$suite_rc"
+}
+
+# only_expected_failures: true when the suite ran and each failed spec of
+# the combined list matches EXPECTED_FAIL.
 only_expected_failures() {
 	[[ -n $EXPECTED_FAIL && -s $OUT/specs.txt ]] || return 1
 	grep -q '^PASS' "$OUT/specs.txt" || return 1

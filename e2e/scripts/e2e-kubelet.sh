@@ -24,6 +24,8 @@
 #                  restarts the container (attempt and restartCount rise)
 #        crash     a container that exits 1: attempts rise, the kubelet
 #                  reports exit code 1 and restarts
+#        userns    a pod with hostUsers: false: its container's root is
+#                  mapped to a host ID the kubelet chose, not 0; Running
 #        removal   the manifests are deleted; the kubelet stops and removes
 #                  the pods through arbor (`crictl pods` and `ps -a` empty)
 #        shutdown  kubelet stopped, arbor exits 0 on SIGTERM, nothing left:
@@ -250,6 +252,7 @@ main() {
 	check_stats
 	check_liveness
 	check_crash
+	check_userns
 	check_removal
 	kubelet_pods >"$OUT/pods-after.json" 2>/dev/null
 	teardown
