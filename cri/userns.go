@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/oci/spec"
 	"github.com/arbor-cri/arbor/sandbox"
 	"github.com/arbor-cri/arbor/store"
 )
@@ -81,15 +82,7 @@ func podUserNS(cfg *runtimeapi.PodSandboxConfig) *sandbox.UserNS {
 	if u == nil || u.GetMode() != runtimeapi.NamespaceMode_POD {
 		return nil
 	}
-	return &sandbox.UserNS{UIDs: specMappings(u.GetUids()), GIDs: specMappings(u.GetGids())}
-}
-
-func specMappings(in []*runtimeapi.IDMapping) []specs.LinuxIDMapping {
-	out := make([]specs.LinuxIDMapping, 0, len(in))
-	for _, m := range in {
-		out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
-	}
-	return out
+	return &sandbox.UserNS{UIDs: spec.IDMappings(u.GetUids()), GIDs: spec.IDMappings(u.GetGids())}
 }
 
 // storageOptions asks storage for a root filesystem mapped like the pod's

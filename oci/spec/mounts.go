@@ -132,7 +132,7 @@ func criMount(m *runtimeapi.Mount, field string) (specs.Mount, string, error) {
 	opts = append(opts, m.GetMountOptions()...)
 	return specs.Mount{
 		Destination: path.Clean(m.GetContainerPath()), Type: "bind", Source: src, Options: opts,
-		UIDMappings: idMappings(m.GetUidMappings()), GIDMappings: idMappings(m.GetGidMappings()),
+		UIDMappings: IDMappings(m.GetUidMappings()), GIDMappings: IDMappings(m.GetGidMappings()),
 	}, prop, nil
 }
 

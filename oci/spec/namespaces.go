@@ -110,11 +110,11 @@ func userNamespaceMappings(u *runtimeapi.UserNamespace) (uids, gids []specs.Linu
 	if u.GetMode() != runtimeapi.NamespaceMode_POD {
 		return nil, nil
 	}
-	return idMappings(u.GetUids()), idMappings(u.GetGids())
+	return IDMappings(u.GetUids()), IDMappings(u.GetGids())
 }
 
-// idMappings converts CRI id mappings.
-func idMappings(in []*runtimeapi.IDMapping) []specs.LinuxIDMapping {
+// IDMappings converts CRI ID mappings to their OCI form.
+func IDMappings(in []*runtimeapi.IDMapping) []specs.LinuxIDMapping {
 	var out []specs.LinuxIDMapping
 	for _, m := range in {
 		out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
