@@ -37,7 +37,7 @@ func TestPinNamespacesWithUserNS(t *testing.T) {
 	nsDir, netDir := t.TempDir(), t.TempDir()
 	ns, err := PinNamespaces(context.Background(), Options{
 		ID: "pod-u", NsDir: nsDir, Hostname: "arbor-pod-u", UserNS: testUserNS(),
-		NewNetNS: func(string) (string, error) { t.Fatal("NewNetNS called for a pod user namespace"); return "", nil },
+		NewNetNS:   func(string) (string, error) { t.Fatal("NewNetNS called for a pod user namespace"); return "", nil },
 		AdoptNetNS: adoptInto(t, netDir),
 	})
 	if err != nil {
