@@ -57,8 +57,10 @@ func startHolder(m UserNS, kinds []nsKind) (*holder, error) {
 		// Containers joining the namespace call setgroups(2); "deny"
 		// would forbid that in it for good.
 		GidMappingsEnableSetgroups: true,
-		Pdeathsig:                  unix.SIGKILL,
 	}
+	// No Pdeathsig: it fires when the forking thread exits, which a
+	// throwaway thread of another goroutine may make happen at any time.
+	// If the daemon dies, the pipe closes and the holder exits anyway.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("starting user namespace holder: %w", err)
