@@ -2,7 +2,7 @@
 
 GO        ?= go
 # go.podman.io needs no C library with these tags; set them once, here.
-TAGS      ?= containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
+TAGS      ?= containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper nri_no_wasm
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/arbor-cri/arbor/version.Version=$(VERSION) -X github.com/arbor-cri/arbor/version.Commit=$(COMMIT)

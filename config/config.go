@@ -33,6 +33,7 @@ type Config struct {
 	Metrics    Metrics    `toml:"metrics"`
 	Observe    Observe    `toml:"observe"`
 	Tracing    Tracing    `toml:"tracing"`
+	NRI        NRI        `toml:"nri"`
 	Profile    Profile    `toml:"profile"`
 	Supervisor Supervisor `toml:"supervisor"`
 }
@@ -121,6 +122,19 @@ type Tracing struct {
 	SamplingRatePerMillion int    `toml:"sampling_rate_per_million" flag:"tracing-sampling-rate-per-million" usage:"traces sampled per million root calls, 0 to 1000000; a sampled parent is always followed"`
 }
 
+// NRI configures the Node Resource Interface: plugins that see pod and
+// container events and may adjust containers; off by default.
+type NRI struct {
+	Enable          bool   `toml:"enable" flag:"enable-nri" usage:"serve NRI plugins: relay pod and container events to them and apply their adjustments"`
+	SocketPath      string `toml:"socket_path" flag:"nri-socket-path" usage:"unix socket on which external NRI plugins connect"`
+	PluginDir       string `toml:"plugin_dir" flag:"nri-plugin-dir" usage:"folder of NRI plugins the daemon starts itself (IDX-NAME executables)"`
+	PluginConfigDir string `toml:"plugin_config_dir" flag:"nri-plugin-config-dir" usage:"folder of configuration drop-ins for the plugins the daemon starts"`
+	// The NRI library's own default for requests is 2s; a plugin that
+	// synchronizes a full node can take longer.
+	RegistrationTimeout Duration `toml:"plugin_registration_timeout" flag:"nri-plugin-registration-timeout" usage:"how long a connecting NRI plugin may take to register"`
+	RequestTimeout      Duration `toml:"plugin_request_timeout" flag:"nri-plugin-request-timeout" usage:"how long an NRI plugin may take to answer one event or its synchronization; a plugin past it is disconnected"`
+}
+
 // Network configures CNI.
 type Network struct {
 	CNIConfigDir  string   `toml:"cni_config_dir" flag:"cni-config-dir" usage:"folder of CNI network configs; the first in name order is the pod network"`
@@ -197,6 +211,8 @@ func Default() Config {
 		Metrics: Metrics{Host: "127.0.0.1", Port: 9090},
 		Observe: Observe{StatsFsInterval: Duration(30 * time.Second), EventsBuffer: 1000},
 		Tracing: Tracing{Endpoint: "127.0.0.1:4317"},
+		NRI: NRI{SocketPath: "/var/run/nri/nri.sock", PluginDir: "/opt/nri/plugins", PluginConfigDir: "/etc/nri/conf.d",
+			RegistrationTimeout: Duration(5 * time.Second), RequestTimeout: Duration(5 * time.Second)},
 		Profile: Profile{Address: "127.0.0.1", Port: 6060},
 		Supervisor: Supervisor{
 			FailureThreshold: 5,

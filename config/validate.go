@@ -82,6 +82,7 @@ func (cfg *Config) problems() []problem {
 	c.positive("observe.stats_fs_interval", float64(cfg.Observe.StatsFsInterval))
 	c.positive("observe.events_buffer", float64(cfg.Observe.EventsBuffer))
 	cfg.tracingProblems(&c)
+	cfg.nriProblems(&c)
 
 	if net.ParseIP(cfg.Profile.Address) == nil {
 		c.add("profile.address", "must be an IP address, got %q", cfg.Profile.Address)
@@ -139,6 +140,18 @@ func (cfg *Config) tracingProblems(c *checker) {
 	if tr.SamplingRatePerMillion < 0 || tr.SamplingRatePerMillion > 1_000_000 {
 		c.add("tracing.sampling_rate_per_million", "must be from 0 to 1000000, got %d", tr.SamplingRatePerMillion)
 	}
+}
+
+func (cfg *Config) nriProblems(c *checker) {
+	n := cfg.NRI
+	c.absPath("nri.socket_path", n.SocketPath)
+	if len(n.SocketPath) > maxSocketPath {
+		c.add("nri.socket_path", "is longer than %d bytes", maxSocketPath)
+	}
+	c.absPath("nri.plugin_dir", n.PluginDir)
+	c.absPath("nri.plugin_config_dir", n.PluginConfigDir)
+	c.positive("nri.plugin_registration_timeout", n.RegistrationTimeout.Std().Seconds())
+	c.positive("nri.plugin_request_timeout", n.RequestTimeout.Std().Seconds())
 }
 
 func validPort(s string) bool {

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"time"
 
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/nri"
 	"github.com/arbor-cri/arbor/oci"
 	"github.com/arbor-cri/arbor/oci/spec"
 	"github.com/arbor-cri/arbor/store"
@@ -58,6 +60,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	clientCtx := ctx
 	ctx, cancel := detach(ctx)
 	defer cancel()
+	defer s.NRI.BlockSync()() // until the container is listed
 	u := &undo{log: Logger(ctx)}
 	defer func() {
 		if err != nil {
@@ -189,7 +192,43 @@ func (s *RuntimeServer) writeBundle(ctx context.Context, c *store.Container, pod
 			Logger(ctx).Info("OCI hooks injected", "container_id", c.ID, "hooks", applied)
 		}
 	}
+	if err := s.nriCreate(ctx, c, pod, sp, u); err != nil {
+		return err
+	}
 	return writeSpec(c.BundleDir, sp, u)
+}
+
+// nriCreate asks NRI plugins for their adjustments to the container and
+// applies them to sp, and their updates to other containers. A plugin's
+// error fails the create; a later failure tells them it is gone.
+func (s *RuntimeServer) nriCreate(ctx context.Context, c *store.Container, pod *store.Pod, sp *rspec.Spec, u *undo) error {
+	if s.NRI == nil {
+		return nil
+	}
+	np := nriPod(pod)
+	resp, err := s.NRI.CreateContainer(ctx, np, nriContainer(c, sp))
+	if err != nil {
+		return fmt.Errorf("NRI plugin refused the container: %w", err)
+	}
+	u.push("telling NRI plugins the container is gone", func(ctx context.Context) error {
+		gone := *c
+		gone.State = runtimeapi.ContainerState_CONTAINER_EXITED
+		_, err := s.NRI.StopContainer(ctx, np, nriContainer(&gone, nil))
+		nriTold(ctx, "StopContainer", c.ID, err)
+		nriTold(ctx, "RemoveContainer", c.ID, s.NRI.RemoveContainer(ctx, np, nriContainer(&gone, nil)))
+		return nil
+	})
+	inject := func(sp *rspec.Spec, devices []string) error {
+		if s.CDI == nil {
+			return fmt.Errorf("NRI plugin asked for CDI devices %v, but CDI is not configured", devices)
+		}
+		return s.CDI.Inject(sp, devices)
+	}
+	if err := nri.Adjust(sp, resp.GetAdjust(), inject); err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	s.nriApplyUpdates(ctx, resp.GetUpdate())
+	return nil
 }
 
 // specInput gathers what spec generation needs from the pod.
@@ -236,6 +275,9 @@ func (s *RuntimeServer) createProcess(ctx context.Context, c *store.Container, p
 	}
 	c.Pid = pid
 	u.push("deleting container process", func(ctx context.Context) error { return s.OCI.Delete(ctx, c.ID) })
+	if s.NRI != nil {
+		nriTold(ctx, "PostCreateContainer", c.ID, s.NRI.PostCreateContainer(ctx, nriPod(pod), nriContainer(c, nil)))
+	}
 	return nil
 }
 

@@ -68,5 +68,6 @@ func (s *RuntimeServer) removeContainer(ctx context.Context, e *store.Entry[stor
 	}
 	s.Store.Containers.Remove(c.ID, c.Name)
 	s.publish(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, c)
+	s.nriRemoved(ctx, c)
 	return nil
 }

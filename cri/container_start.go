@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -26,6 +27,12 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 	// Taken before the start: a process that exits at once must not seem
 	// to finish before it started.
 	started := time.Now().UnixNano()
+	pod, ctr := s.nriPair(e.Get())
+	if s.NRI != nil {
+		if err := s.NRI.StartContainer(ctx, pod, ctr); err != nil {
+			return nil, fmt.Errorf("NRI plugin refused the start: %w", err)
+		}
+	}
 	if err := s.OCI.Start(ctx, e.ID); err != nil {
 		return nil, err
 	}
@@ -43,6 +50,9 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 		return nil, err
 	}
 	s.publish(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, c)
+	if s.NRI != nil {
+		nriTold(ctx, "PostStartContainer", c.ID, s.NRI.PostStartContainer(ctx, pod, nriContainer(&c, nil)))
+	}
 	Logger(ctx).Info("Container started", "container_id", c.ID)
 	return &runtimeapi.StartContainerResponse{}, nil
 }

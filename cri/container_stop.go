@@ -83,6 +83,7 @@ func (s *RuntimeServer) recordExit(e *store.Entry[store.Container]) (bool, error
 		return true, err
 	}
 	s.publish(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, c)
+	s.nriStopped(c)
 	return true, nil
 }
 

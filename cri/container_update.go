@@ -29,12 +29,19 @@ func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runti
 	if req.GetLinux() == nil {
 		return nil, invalid("linux", "resources are required")
 	}
-	if err := s.OCI.UpdateResources(ctx, e.ID, spec.ResourcesFromCRI(req.GetLinux(), s.Host)); err != nil {
+	res, err := s.nriUpdate(ctx, e.Get(), spec.ResourcesFromCRI(req.GetLinux(), s.Host))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.OCI.UpdateResources(ctx, e.ID, res); err != nil {
 		return nil, err
 	}
 	c := e.Update(func(c *store.Container) { c.Resources = req.GetLinux() })
 	if err := s.Store.SaveContainer(c); err != nil {
 		return nil, err
+	}
+	if pod, ctr := s.nriPair(c); pod != nil {
+		nriTold(ctx, "PostUpdateContainer", c.ID, s.NRI.PostUpdateContainer(ctx, pod, ctr))
 	}
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 }

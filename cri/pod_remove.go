@@ -67,6 +67,9 @@ func (s *RuntimeServer) removePod(ctx context.Context, e *store.Entry[store.Pod]
 	}
 	s.Store.Pods.Remove(p.ID, p.Name)
 	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, p)
+	if s.NRI != nil {
+		nriTold(ctx, "RemovePodSandbox", p.ID, s.NRI.RemovePodSandbox(ctx, nriPod(&p)))
+	}
 	return nil
 }
 

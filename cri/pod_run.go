@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,7 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	clientCtx := ctx
 	ctx, cancel := detach(ctx)
 	defer cancel()
+	defer s.NRI.BlockSync()() // until the pod is listed
 	u := &undo{log: Logger(ctx)}
 	defer func() {
 		if err != nil {
@@ -74,6 +76,7 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 		{"writing pod files", on(s.writePodFiles), ""},
 		{"setting up network", on(s.setupPodNetwork), "RunPodSandbox.after-network"},
 		{"starting infra container", on(s.startInfra), "RunPodSandbox.after-infra"},
+		{"telling NRI plugins", on(s.nriRunPod), ""},
 	}); err != nil {
 		return nil, err
 	}
@@ -94,6 +97,23 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	}
 	Logger(ctx).Info("Pod sandbox ready", "pod_sandbox_id", p.ID, "name", p.Name, "ips", p.IPs, "infra", p.InfraID != "")
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
+}
+
+// nriRunPod tells NRI plugins about the pod; a plugin's error fails the
+// pod, and then they are told it is gone.
+func (s *RuntimeServer) nriRunPod(ctx context.Context, p *store.Pod, u *undo) error {
+	if s.NRI == nil {
+		return nil
+	}
+	if err := s.NRI.RunPodSandbox(ctx, nriPod(p)); err != nil {
+		return fmt.Errorf("NRI plugin refused the pod: %w", err)
+	}
+	u.push("telling NRI plugins the pod is gone", func(ctx context.Context) error {
+		nriTold(ctx, "StopPodSandbox", p.ID, s.NRI.StopPodSandbox(ctx, nriPod(p)))
+		nriTold(ctx, "RemovePodSandbox", p.ID, s.NRI.RemovePodSandbox(ctx, nriPod(p)))
+		return nil
+	})
+	return nil
 }
 
 func (s *RuntimeServer) makePodDir(_ context.Context, p *store.Pod, u *undo) error {

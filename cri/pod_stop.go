@@ -47,6 +47,10 @@ func (s *RuntimeServer) stopPod(ctx context.Context, e *store.Entry[store.Pod]) 
 		}
 	}
 	p := e.Get()
+	if p.State == runtimeapi.PodSandboxState_SANDBOX_READY && s.NRI != nil {
+		// Once, with the containers stopped and the pod still whole.
+		nriTold(ctx, "StopPodSandbox", p.ID, s.NRI.StopPodSandbox(ctx, nriPod(&p)))
+	}
 	if err := s.removeInfra(ctx, &p); err != nil {
 		return err
 	}

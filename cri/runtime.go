@@ -18,6 +18,7 @@ import (
 	"github.com/arbor-cri/arbor/hooks"
 	"github.com/arbor-cri/arbor/images"
 	"github.com/arbor-cri/arbor/network"
+	"github.com/arbor-cri/arbor/nri"
 	"github.com/arbor-cri/arbor/oci"
 	"github.com/arbor-cri/arbor/oci/spec"
 	"github.com/arbor-cri/arbor/store"
@@ -53,6 +54,9 @@ type Deps struct {
 	// Tracer makes a span for each step of RunPodSandbox and
 	// CreateContainer; nil records none.
 	Tracer trace.Tracer
+	// NRI relays pod and container events to NRI plugins; nil relays
+	// none.
+	NRI *nri.Manager
 }
 
 // RuntimeServer is the CRI RuntimeService. Methods not built yet return

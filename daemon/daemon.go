@@ -27,6 +27,7 @@ import (
 	"github.com/arbor-cri/arbor/cri"
 	"github.com/arbor-cri/arbor/events"
 	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/nri"
 	"github.com/arbor-cri/arbor/services/exitmonitor"
 	"github.com/arbor-cri/arbor/services/hookwatcher"
 	"github.com/arbor-cri/arbor/services/listener"
@@ -66,6 +67,7 @@ type Daemon struct {
 	ready     sync.Once
 	collector *stats.Collector
 	metrics   *metrics.Metrics
+	nri       *nri.Manager
 	events    *events.ContainerBroker
 	tracer    trace.Tracer
 }
@@ -156,6 +158,17 @@ func (d *Daemon) openServices(cfg *config.Config, boot bootState, clean bool) er
 		Hooks: parts.hooks, CDI: parts.cdi,
 		Stats: d.collector, Events: d.events, Tracer: d.tracer,
 	}, d.log.With("component", "runtime"))
+	if cfg.NRI.Enable {
+		d.nri, err = nri.New(nri.Config{
+			SocketPath: cfg.NRI.SocketPath, PluginDir: cfg.NRI.PluginDir, PluginConfigDir: cfg.NRI.PluginConfigDir,
+			RegistrationTimeout: cfg.NRI.RegistrationTimeout.Std(), RequestTimeout: cfg.NRI.RequestTimeout.Std(),
+		}, d.runtime, "arbor", version.Get().Version, d.log.With("component", "nri"))
+		if err != nil {
+			parts.close()
+			return err
+		}
+		d.runtime.NRI = d.nri
+	}
 	d.imageSrv = cri.NewImageServer(parts.images, d.log.With("component", "images"))
 	st := cfg.Stream
 	d.stream, err = stream.New(stream.Config{
@@ -222,6 +235,10 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 	monitors.Add(d.parts.network)
 	monitors.Add(hookwatcher.New(d.parts.hooks, 0, d.log.With("component", "hooks")))
 	monitors.Add(d.collector)
+	if d.nri != nil {
+		// Its own domain: plugins that keep failing never pause the monitors.
+		d.tree.Domain("nri").Add(d.nri)
+	}
 	if d.metrics != nil {
 		d.tree.Domain("metrics").Add(d.metrics)
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/lmittmann/tint"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/grpclog"
 	"k8s.io/klog/v2"
@@ -29,7 +31,35 @@ func newLogger(format string, level *slog.LevelVar) *slog.Logger {
 	quiet := slog.New(demote{h})
 	klog.SetSlogLogger(quiet.With("component", "klog"))
 	grpclog.SetLoggerV2(grpcLogger{quiet.With("component", "grpc")})
+	// containers/storage, containers/image and the NRI library log
+	// through logrus.
+	logrus.SetOutput(io.Discard)
+	logrus.SetLevel(logrus.InfoLevel)
+	logrus.AddHook(logrusHook{quiet.With("component", "lib")})
 	return log
+}
+
+// logrusHook sends logrus entries to slog, their fields as attributes.
+type logrusHook struct{ log *slog.Logger }
+
+func (logrusHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h logrusHook) Fire(e *logrus.Entry) error {
+	level := slog.LevelDebug
+	switch {
+	case e.Level <= logrus.ErrorLevel:
+		level = slog.LevelError
+	case e.Level == logrus.WarnLevel:
+		level = slog.LevelWarn
+	case e.Level == logrus.InfoLevel:
+		level = slog.LevelInfo
+	}
+	attrs := make([]any, 0, 2*len(e.Data))
+	for k, v := range e.Data {
+		attrs = append(attrs, k, v)
+	}
+	h.log.Log(context.Background(), level, e.Message, attrs...)
+	return nil
 }
 
 func isTerminal(f *os.File) bool {

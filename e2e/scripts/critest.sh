@@ -34,6 +34,9 @@
 #              specs.txt and failures.txt (benchmark/data/: critest's JSON)
 #   TIMEOUT    ginkgo timeout of the suite pass (default 40m)
 #   BENCHMARK  0 skips the benchmark pass (default 1: run it)
+#   NRI        0 runs arbor without NRI, so critest skips its NRI specs
+#              (default 1: arbor serves NRI on a socket in the temp folder
+#              and critest gets it with -nri-socket)
 #   BENCH_PARAMS  critest -benchmarking-params-file (default
 #              critest-bench.yaml next to this script)
 #   BENCH_TIMEOUT  ginkgo timeout of the benchmark pass (default 15m)
@@ -60,6 +63,7 @@ repo=$(cd "$here/../.." && pwd)
 bin=$repo/bin
 TIMEOUT=${TIMEOUT:-40m}
 BENCHMARK=${BENCHMARK:-1}
+NRI=${NRI:-1}
 BENCH_PARAMS=${BENCH_PARAMS:-$here/critest-bench.yaml}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-15m}
 LOG_LEVEL=${LOG_LEVEL:-info}
@@ -115,7 +119,9 @@ run_pass() {
 # run_suite runs the validation suite (critest adds -ginkgo.skip=benchmark)
 # and sets suite_rc.
 run_suite() {
-	run_pass suite "$TIMEOUT" -ginkgo.v "$@"
+	local nri=()
+	[[ $NRI != 0 ]] && nri=(-nri-socket "$tmp/nri.sock")
+	run_pass suite "$TIMEOUT" -ginkgo.v "${nri[@]}" "$@"
 	suite_rc=$pass_rc
 }
 
@@ -316,6 +322,9 @@ main() {
 	start_registry
 	write_registries_conf
 	write_cni_conf arbor-critest arbct 91
+	# critest's NRI specs connect plugins of their own to this socket.
+	[[ $NRI != 0 ]] && ARBOR_ARGS=(--enable-nri --nri-socket-path "$tmp/nri.sock"
+		--nri-plugin-dir "$tmp/nri-plugins" --nri-plugin-config-dir "$tmp/nri-conf")
 	start_arbor
 	suite_rc=0 bench_rc=0
 	run_suite "$@"
