@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -116,4 +118,20 @@ func metricValue(t *testing.T, url, series string) float64 {
 	}
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	return v
+}
+
+// TestCheckpointUnimplemented checks that CheckpointContainer, which is
+// not built, says so with the node's CRIU state rather than pretending.
+func TestCheckpointUnimplemented(t *testing.T) {
+	pt := newPodTest(t)
+	pod := pt.podConfig("checkpoint")
+	id := pt.createAndStart(pt.runPod(pod), pod, pt.ctrConfig("c", "sleep 3600"))
+	_, err := pt.cri.CheckpointContainer(pt.ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: t.TempDir() + "/c.tar"})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(strings.ToLower(err.Error()), "criu") {
+		t.Errorf("want Unimplemented naming CRIU, got %v", err)
+	}
+	if st := pt.status(id); st.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("the container is %v after a refused checkpoint", st.GetState())
+	}
+	pt.finish()
 }
