@@ -123,9 +123,10 @@ type Tracing struct {
 }
 
 // NRI configures the Node Resource Interface: plugins that see pod and
-// container events and may adjust containers; off by default.
+// container events and may adjust containers. On by default, as in
+// containerd 2 and CRI-O.
 type NRI struct {
-	Enable          bool   `toml:"enable" flag:"enable-nri" usage:"serve NRI plugins: relay pod and container events to them and apply their adjustments"`
+	Enable          bool   `toml:"enable" flag:"enable-nri" usage:"serve NRI plugins: relay pod and container events to them and apply their adjustments (--enable-nri=false turns it off)"`
 	SocketPath      string `toml:"socket_path" flag:"nri-socket-path" usage:"unix socket on which external NRI plugins connect"`
 	PluginDir       string `toml:"plugin_dir" flag:"nri-plugin-dir" usage:"folder of NRI plugins the daemon starts itself (IDX-NAME executables)"`
 	PluginConfigDir string `toml:"plugin_config_dir" flag:"nri-plugin-config-dir" usage:"folder of configuration drop-ins for the plugins the daemon starts"`
@@ -211,7 +212,7 @@ func Default() Config {
 		Metrics: Metrics{Host: "127.0.0.1", Port: 9090},
 		Observe: Observe{StatsFsInterval: Duration(30 * time.Second), EventsBuffer: 1000},
 		Tracing: Tracing{Endpoint: "127.0.0.1:4317"},
-		NRI: NRI{SocketPath: "/var/run/nri/nri.sock", PluginDir: "/opt/nri/plugins", PluginConfigDir: "/etc/nri/conf.d",
+		NRI: NRI{Enable: true, SocketPath: "/var/run/nri/nri.sock", PluginDir: "/opt/nri/plugins", PluginConfigDir: "/etc/nri/conf.d",
 			RegistrationTimeout: Duration(5 * time.Second), RequestTimeout: Duration(5 * time.Second)},
 		Profile: Profile{Address: "127.0.0.1", Port: 6060},
 		Supervisor: Supervisor{

@@ -122,7 +122,7 @@ func connectNRIPlugin(t *testing.T, socket string, p *nriPlugin) {
 func TestNRIPlugin(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "nri.sock")
-	pt := newPodTest(t, "--enable-nri", "--nri-socket-path", socket,
+	pt := newPodTest(t, "--nri-socket-path", socket,
 		"--nri-plugin-dir", filepath.Join(dir, "plugins"), "--nri-plugin-config-dir", filepath.Join(dir, "conf"))
 
 	before := pt.podConfig("nri-before")

@@ -112,6 +112,12 @@ func Launch(t testing.TB, opts Options) (*Daemon, error) {
 		"--config", d.ConfigFile, "--config-dir", filepath.Join(dir, "conf.d"),
 		"--listen", d.Socket, "--root", d.Root, "--runroot", d.RunRoot,
 		"--enable-fault-injection",
+		// NRI is on by default: each daemon gets its own socket and an
+		// empty plugin folder, so tests never meet each other's or the
+		// host's plugins.
+		"--nri-socket-path", filepath.Join(dir, "nri.sock"),
+		"--nri-plugin-dir", filepath.Join(dir, "nri-plugins"),
+		"--nri-plugin-config-dir", filepath.Join(dir, "nri-conf"),
 	}, opts.Args...)
 	if !opts.LevelFromConfig {
 		args = append(args, "--log-level", "debug")

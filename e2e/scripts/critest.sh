@@ -322,9 +322,9 @@ main() {
 	start_registry
 	write_registries_conf
 	write_cni_conf arbor-critest arbct 91
-	# critest's NRI specs connect plugins of their own to this socket.
-	[[ $NRI != 0 ]] && ARBOR_ARGS=(--enable-nri --nri-socket-path "$tmp/nri.sock"
-		--nri-plugin-dir "$tmp/nri-plugins" --nri-plugin-config-dir "$tmp/nri-conf")
+	# critest's NRI specs connect plugins of their own to the NRI socket
+	# start_arbor sets; NRI=0 turns NRI off.
+	[[ $NRI == 0 ]] && ARBOR_ARGS=(--enable-nri=false)
 	start_arbor
 	suite_rc=0 bench_rc=0
 	run_suite "$@"

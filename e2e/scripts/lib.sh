@@ -58,14 +58,17 @@ write_cni_conf() {
 EOF
 }
 
-# start_arbor runs arbor on the temporary socket and folders and waits until
-# it serves; the array ARBOR_ARGS, when set, adds flags.
+# start_arbor runs arbor on the temporary socket and folders (NRI's socket
+# and plugin folders included) and waits until it serves; the array
+# ARBOR_ARGS, when set, adds flags.
 start_arbor() {
 	: >"$tmp/arbor.conf"
 	"$bin/arbor" --config "$tmp/arbor.conf" --config-dir "$tmp/conf.d" \
 		--listen "$sock" --root "$tmp/root" --runroot "$tmp/run" --log-level "$LOG_LEVEL" \
 		--registries-conf "$tmp/registries.conf" --registries-conf-dir "$tmp/registries.d" \
 		--cni-config-dir "$tmp/cni" --pause-image registry.k8s.io/pause:3.10 \
+		--nri-socket-path "$tmp/nri.sock" --nri-plugin-dir "$tmp/nri-plugins" \
+		--nri-plugin-config-dir "$tmp/nri-conf" \
 		--short-name-mode disabled ${ARBOR_ARGS[@]+"${ARBOR_ARGS[@]}"} >"$OUT/arbor.log" 2>&1 &
 	arbor_pid=$!
 	for _ in $(seq 1 200); do
