@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/containerd/nri/pkg/api"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/oci/spec"
 	"github.com/arbor-cri/arbor/sandbox"
 	"github.com/arbor-cri/arbor/store"
 )
@@ -44,6 +46,12 @@ func (s *RuntimeServer) UpdatePodSandboxResources(ctx context.Context, req *runt
 		return nil, invalid("resources", "resources or overhead are required")
 	}
 	limits := podLimits(req.GetResources(), req.GetOverhead())
+	if s.NRI != nil {
+		overhead, res := spec.ResourcesFromCRI(req.GetOverhead(), s.Host), spec.ResourcesFromCRI(req.GetResources(), s.Host)
+		if err := s.NRI.UpdatePodSandbox(ctx, nriPod(&pod), api.FromOCILinuxResources(overhead, nil), api.FromOCILinuxResources(res, nil)); err != nil {
+			return nil, fmt.Errorf("NRI plugin refused the update: %w", err)
+		}
+	}
 	if parent := sandbox.CgroupParent(pod.Config); parent != "" {
 		if err := applyPodLimits(cgroupFSRoot, parent, limits); err != nil {
 			return nil, fmt.Errorf("updating pod cgroup %s: %w", parent, err)
@@ -52,6 +60,9 @@ func (s *RuntimeServer) UpdatePodSandboxResources(ctx context.Context, req *runt
 	pod = e.Update(func(p *store.Pod) { p.Resources = limits })
 	if err := s.Store.SavePod(pod); err != nil {
 		return nil, err
+	}
+	if s.NRI != nil {
+		nriTold(ctx, "PostUpdatePodSandbox", pod.ID, s.NRI.PostUpdatePodSandbox(ctx, nriPod(&pod)))
 	}
 	Logger(ctx).Info("Pod sandbox resources updated", "pod_sandbox_id", pod.ID,
 		"memory_limit", limits.GetMemoryLimitInBytes(), "cpu_shares", limits.GetCpuShares(), "cpu_quota", limits.GetCpuQuota())

@@ -57,6 +57,11 @@ func (p *nriPlugin) RunPodSandbox(_ context.Context, pod *api.PodSandbox) error 
 	return nil
 }
 
+func (p *nriPlugin) UpdatePodSandbox(_ context.Context, pod *api.PodSandbox, _, res *api.LinuxResources) error {
+	p.record(fmt.Sprintf("UpdatePodSandbox(memory=%d)", res.GetMemory().GetLimit().GetValue()), pod.GetId())
+	return nil
+}
+
 func (p *nriPlugin) StopPodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	p.record("StopPodSandbox", pod.GetId())
 	return nil
@@ -181,7 +186,12 @@ func TestNRIPlugin(t *testing.T) {
 			t.Errorf("events %v, want %v", got, want)
 		}
 	})
-	t.Run("pod stop once", func(t *testing.T) {
+	t.Run("pod update and stop once", func(t *testing.T) {
+		if _, err := pt.cri.UpdatePodSandboxResources(pt.ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{
+			PodSandboxId: podID, Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 256 << 20},
+		}); err != nil {
+			t.Fatal(err)
+		}
 		for range 2 {
 			if _, err := pt.cri.StopPodSandbox(pt.ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
 				t.Fatal(err)
@@ -191,7 +201,8 @@ func TestNRIPlugin(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "RemovePodSandbox", func() bool { return slices.Contains(p.seen(), "RemovePodSandbox "+podID) })
-		want := []string{"RunPodSandbox " + podID, "StopPodSandbox " + podID, "RemovePodSandbox " + podID}
+		want := []string{"RunPodSandbox " + podID, fmt.Sprintf("UpdatePodSandbox(memory=%d) %s", 256<<20, podID),
+			"StopPodSandbox " + podID, "RemovePodSandbox " + podID}
 		if got := only(p.seen(), podID); !slices.Equal(got, want) {
 			t.Errorf("pod events %v, want %v", got, want)
 		}

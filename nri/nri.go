@@ -222,3 +222,21 @@ func (m *Manager) Serve(ctx context.Context) error {
 	m.Stop()
 	return nil
 }
+
+// UpdatePodSandbox tells plugins a pod's resources are changing; an error
+// fails the update.
+func (m *Manager) UpdatePodSandbox(ctx context.Context, pod *api.PodSandbox, overhead, res *api.LinuxResources) error {
+	if m == nil {
+		return nil
+	}
+	_, err := m.a.UpdatePodSandbox(ctx, &api.UpdatePodSandboxRequest{Pod: pod, OverheadLinuxResources: overhead, LinuxResources: res})
+	return err
+}
+
+// PostUpdatePodSandbox tells plugins a pod's resources changed.
+func (m *Manager) PostUpdatePodSandbox(ctx context.Context, pod *api.PodSandbox) error {
+	if m == nil {
+		return nil
+	}
+	return m.a.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: pod})
+}
