@@ -140,6 +140,9 @@ func (s *RuntimeServer) stageIDMappedMounts(id string, cfg *runtimeapi.Container
 		if staged == nil {
 			staged = proto.Clone(cfg).(*runtimeapi.ContainerConfig)
 		}
+		if _, err := os.Stat(m.GetHostPath()); err != nil {
+			return nil, invalid(field+".host_path", "%v", err)
+		}
 		target, err := s.stageOne(m.GetHostPath(), pod.NS.User, filepath.Join(s.idmapDir(id), strconv.Itoa(i)))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)

@@ -153,6 +153,14 @@ func TestUserNamespacePod(t *testing.T) {
 			t.Errorf("after a restart, a new container's uid_map = %v", got)
 		}
 	})
+	t.Run("missing ID-mapped host path", func(t *testing.T) {
+		c := pt.ctrConfig("missing", "true")
+		c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/m", HostPath: "/no/such/folder", UidMappings: usernsMapping(), GidMappings: usernsMapping()}}
+		_, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: c, SandboxConfig: pod})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "mounts[0].host_path") {
+			t.Errorf("want InvalidArgument naming mounts[0].host_path, got %v", err)
+		}
+	})
 	t.Run("mappings without a pod user namespace", func(t *testing.T) {
 		hostPod := pt.podConfig("hostusers")
 		hostID := pt.runPod(hostPod)
