@@ -234,7 +234,7 @@ func TestPanicInEveryService(t *testing.T) {
 	}
 	sort.Strings(names)
 	t.Logf("services: %v", names)
-	for _, want := range []string{"listener", "stream", "exit-monitor", "cni", "stats", "hooks", "metrics"} {
+	for _, want := range []string{"listener", "stream", "exit-monitor", "cni", "stats", "hooks", "metrics", "nri"} {
 		if _, ok := before[want]; !ok {
 			t.Fatalf("no service %s in the tree: %v", want, names)
 		}

@@ -75,19 +75,3 @@ func TestAdjustNilAndCDI(t *testing.T) {
 		t.Errorf("injected %v, %v", got, err)
 	}
 }
-
-func TestNilManager(t *testing.T) {
-	var m *Manager
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m.BlockSync()()
-	if err := m.RunPodSandbox(t.Context(), &api.PodSandbox{}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := m.CreateContainer(t.Context(), &api.PodSandbox{}, &api.Container{})
-	if err != nil || resp.GetAdjust() != nil {
-		t.Fatalf("nil manager create: %v %v", resp, err)
-	}
-	m.Stop()
-}

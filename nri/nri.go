@@ -215,6 +215,7 @@ func (m *Manager) String() string { return "nri" }
 // supervisor retries with backoff; events sent meanwhile reach no plugin.
 func (m *Manager) Serve(ctx context.Context) error {
 	if err := m.Start(); err != nil {
+		m.Stop() // a start that failed half-way may have started plugins
 		return err
 	}
 	m.log.Info("Serving NRI plugins", "socket", m.socket)
