@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -25,6 +26,12 @@ var ErrAlreadyRunning = errors.New("another arbor daemon is running")
 // second daemon with the same state refuses to start before it touches
 // anything. The lock is released when the returned file is closed or the
 // process dies.
+//
+// It is a POSIX record lock, which belongs to this process alone: a child
+// that inherits the descriptor without exec'ing (containers/storage forks
+// one to make ID-mapped mounts) does not hold it, so a daemon killed while
+// such a child lives cannot keep its successor out. (A flock would stay
+// with the child.)
 func lockRunRoot(runRoot string) (*os.File, error) {
 	if err := os.MkdirAll(runRoot, 0o711); err != nil {
 		return nil, fmt.Errorf("creating run root: %w", err)
@@ -34,14 +41,26 @@ func lockRunRoot(runRoot string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		pid, _ := os.ReadFile(path)
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+		holder := lockHolder(f)
 		f.Close()
-		return nil, fmt.Errorf("%w (lock %s held by pid %s)", ErrAlreadyRunning, path, strings.TrimSpace(string(pid)))
+		return nil, fmt.Errorf("%w (lock %s held by pid %s)", ErrAlreadyRunning, path, holder)
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
+}
+
+// lockHolder names the process holding the lock on f, as the kernel
+// reports it.
+func lockHolder(f *os.File) string {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
+		return "unknown"
+	}
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", lk.Pid))
+	return fmt.Sprintf("%d (%s)", lk.Pid, strings.TrimSpace(string(comm)))
 }
 
 // bootState is what the version files tell about the node.

@@ -33,11 +33,20 @@ func TestRandomKills(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 	pt := newPodTest(t)
 	run := newCrashRun(t, pt, seed, 3)
+	t.Cleanup(func() {
+		if t.Failed() { // a Fatal in a restart ends the test before the loop saves them
+			t.Logf("daemon logs in %s", run.saveLogs())
+		}
+	})
 	survived := 0
 	for i := range rounds {
 		after := time.Duration(300+rng.Intn(2200)) * time.Millisecond
 		run.round(pt.cri, after)
 		took := pt.restart(t)
+		if took > 5*time.Second {
+			// Not a failure, but worth reading: what held the start up.
+			t.Logf("round %d: slow restart (%s); daemon logs in %s", i, took, run.saveLogs())
+		}
 		run.settle(t)
 		checked := run.verify(t)
 		run.checked += checked
@@ -55,9 +64,6 @@ func TestRandomKills(t *testing.T) {
 	}
 	t.Logf("%d rounds survived, %d objects checked in all (seed %d)", survived, run.checked, seed)
 	pt.finish()
-	if t.Failed() {
-		t.Logf("daemon logs in %s", run.saveLogs())
-	}
 }
 
 func (r *crashRun) calls() int {

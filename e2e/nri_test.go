@@ -101,7 +101,7 @@ func (p *nriPlugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api
 
 // connectNRIPlugin connects p to the daemon's NRI socket and waits until
 // it is synchronized.
-func connectNRIPlugin(t *testing.T, socket string, p *nriPlugin) {
+func connectNRIPlugin(t testing.TB, socket string, p *nriPlugin) {
 	t.Helper()
 	s, err := stub.New(p, stub.WithSocketPath(socket), stub.WithPluginName("arbor-e2e"), stub.WithPluginIdx("50"))
 	if err != nil {

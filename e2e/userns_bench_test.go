@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
@@ -38,13 +37,9 @@ func BenchmarkUserNamespaceUp(b *testing.B) {
 		}
 		down[userns] = append(down[userns], time.Since(start))
 	}
-	median := func(d []time.Duration) float64 {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		return float64(d[len(d)/2].Microseconds()) / 1000
-	}
-	b.ReportMetric(median(up[false]), "ms-up-host-users")
-	b.ReportMetric(median(up[true]), "ms-up-userns")
-	b.ReportMetric(median(down[false]), "ms-down-host-users")
-	b.ReportMetric(median(down[true]), "ms-down-userns")
+	b.ReportMetric(medianMs(up[false]), "ms-up-host-users")
+	b.ReportMetric(medianMs(up[true]), "ms-up-userns")
+	b.ReportMetric(medianMs(down[false]), "ms-down-host-users")
+	b.ReportMetric(medianMs(down[true]), "ms-down-userns")
 	pt.finish()
 }
