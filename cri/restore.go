@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/arbor-cri/arbor/oci"
@@ -66,6 +68,7 @@ func (s *RuntimeServer) Restore(ctx context.Context, opts RestoreOptions) (Resto
 	if opts.Rebooted {
 		s.wipeRecords(ctx, pods, ctrs, count)
 	}
+	s.removeContainersOfDoomedPods(ctx, pods, ctrs, count)
 	parallel(ctx, values(pods), func(ctx context.Context, p *store.Pod) { s.restorePod(ctx, p, count) })
 	parallel(ctx, values(ctrs), func(ctx context.Context, c *store.Container) { s.restoreContainer(ctx, c, count) })
 	for _, o := range s.findOrphans(ctx) {
@@ -84,6 +87,34 @@ func (s *RuntimeServer) Restore(ctx context.Context, opts RestoreOptions) (Resto
 		rep.Images = s.wipeUnusedImages(ctx)
 	}
 	return rep, nil
+}
+
+// removeContainersOfDoomedPods removes the containers of pods whose create
+// or removal a crash interrupted, and drops them from ctrs: they go with
+// their pod, and their cgroups must be gone before the pod's can go.
+func (s *RuntimeServer) removeContainersOfDoomedPods(ctx context.Context, pods map[string]*store.Pod, ctrs map[string]*store.Container, count func(func(*RestoreReport))) {
+	var doomed []*store.Container
+	for _, c := range ctrs {
+		if p, ok := pods[c.PodID]; ok && p.Phase != store.PhaseReady {
+			doomed = append(doomed, c)
+		}
+	}
+	parallel(ctx, doomed, func(ctx context.Context, c *store.Container) {
+		err := s.cleanupContainer(ctx, c)
+		if err != nil {
+			s.log.Warn("Cannot remove a container of an interrupted pod", "container_id", c.ID, "pod_sandbox_id", c.PodID, "error", err)
+		}
+		count(func(r *RestoreReport) {
+			if err != nil {
+				r.Failed++
+			} else {
+				r.Finished++
+			}
+		})
+	})
+	for _, c := range doomed {
+		delete(ctrs, c.ID)
+	}
 }
 
 // wipeRecords removes every pod and container after a reboot, and empties
@@ -267,11 +298,32 @@ func (s *RuntimeServer) cleanupContainer(ctx context.Context, c *store.Container
 		ignoreNotFound(s.OCI.Delete(ctx, c.ID)),
 		s.removeRootfs(c.ID),
 		os.RemoveAll(c.BundleDir),
+		removeEmptyCgroup(c.CgroupPath),
 	)
 	if err != nil {
 		return err
 	}
 	return s.Store.DeleteContainer(c.ID)
+}
+
+// removeEmptyCgroup removes a container's cgroup folder, in every
+// hierarchy, when the runtime no longer knows the container (a crash
+// before its state was written) and the folder is empty; a folder that
+// is gone or still has processes is left to the runtime or to leftover
+// collection.
+func removeEmptyCgroup(path string) error {
+	if path == "" || !strings.HasPrefix(filepath.Base(path), "arbor-") {
+		return nil
+	}
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, root := range roots {
+		if dir := filepath.Join(root, path); cgroupEmpty(dir) {
+			if err := ignoreNotExist(os.Remove(dir)); err != nil && !errors.Is(err, unix.EBUSY) {
+				return fmt.Errorf("removing container cgroup %s: %w", dir, err)
+			}
+		}
+	}
+	return nil
 }
 
 func ignoreNotFound(err error) error {

@@ -130,6 +130,7 @@ func RemoveCgroups(created []string) error {
 	})
 	var errs []error
 	var kept, shared []string
+	retries := rmdirRetries
 	for _, d := range dirs {
 		if child := keptChild(kept, d); child != "" {
 			kept = append(kept, d)
@@ -140,9 +141,12 @@ func RemoveCgroups(created []string) error {
 			shared = append(shared, d)
 			continue
 		}
-		if err := rmdirCgroup(d); err != nil {
+		if err := rmdirCgroup(d, retries); err != nil {
 			kept = append(kept, d)
 			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", d, err))
+			// The same folder in the other hierarchies is most likely busy
+			// for the same reason: try those once, without waiting again.
+			retries = 1
 		}
 	}
 	return errors.Join(errs...)
@@ -167,10 +171,11 @@ func hasChildCgroups(dir string) bool {
 	return slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.IsDir() })
 }
 
-// rmdirCgroup removes one cgroup folder, retrying while it is busy.
-func rmdirCgroup(dir string) error {
+// rmdirCgroup removes one cgroup folder, trying up to retries times
+// while it is busy.
+func rmdirCgroup(dir string, retries int) error {
 	var err error
-	for i := range rmdirRetries {
+	for i := range retries {
 		err = os.Remove(dir)
 		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -178,7 +183,9 @@ func rmdirCgroup(dir string) error {
 		if !isBusy(err) {
 			return err
 		}
-		time.Sleep(rmdirBackoff * time.Duration(i+1))
+		if i+1 < retries {
+			time.Sleep(rmdirBackoff * time.Duration(i+1))
+		}
 	}
 	return fmt.Errorf("still has processes or child cgroups: %w", err)
 }

@@ -4,43 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsthread"
 )
 
-// onThrowawayThread runs fn on a locked OS thread of a new goroutine and
-// waits for it. The thread is never unlocked: fn may move it into other
-// namespaces, so the Go runtime must terminate the thread when the
-// goroutine returns instead of reusing it for other goroutines.
-//
-// The runtime cannot terminate the main thread (it wedges it instead, and
-// /proc/self/ns and /proc/self/net then show the pod's namespaces for the
-// whole process), so fn never runs there: a goroutine that lands on the
-// main thread keeps it locked, so it cannot be picked again, and hands fn
-// to another goroutine.
-func onThrowawayThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if !onMainThread() {
-			errc <- fn()
-			return
-		}
-		inner := make(chan error, 1)
-		go func() {
-			runtime.LockOSThread()
-			inner <- fn()
-		}()
-		err := <-inner
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	return <-errc
-}
-
-// onMainThread reports whether the calling thread is the process leader.
-func onMainThread() bool { return unix.Gettid() == unix.Getpid() }
+// onThrowawayThread runs fn on a locked thread that is thrown away after
+// (nsthread.Run).
+func onThrowawayThread(fn func() error) error { return nsthread.Run(fn) }
 
 // threadNSPath is the namespace file of kind for the calling thread.
 func threadNSPath(kind string) string {

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsthread"
 )
 
 // Interface holds the cumulative counters of one network interface.
@@ -81,7 +82,7 @@ func ReadNetworkOfPid(pid int) (Network, error) {
 // the Go runtime ends afterwards, so no other goroutine ever runs in it.
 func ReadNetworkOfNetns(nsPath string) (Network, error) {
 	var n Network
-	err := onThrowawayThread(func() error {
+	err := nsthread.Run(func() error {
 		if err := joinNetns(nsPath); err != nil {
 			return err
 		}
@@ -115,31 +116,6 @@ func joinNetns(path string) error {
 		return fmt.Errorf("joining network namespace %s: %w", path, err)
 	}
 	return nil
-}
-
-// onThrowawayThread runs fn on a locked OS thread of a new goroutine and
-// waits for it. The thread is never unlocked, so the runtime ends it when
-// the goroutine returns. The main thread cannot be ended (the runtime
-// wedges it instead), so fn never runs there: a goroutine that lands on
-// it keeps it locked and hands fn to another goroutine.
-func onThrowawayThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			errc <- fn()
-			return
-		}
-		inner := make(chan error, 1)
-		go func() {
-			runtime.LockOSThread()
-			inner <- fn()
-		}()
-		err := <-inner
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	return <-errc
 }
 
 // DefaultInterface is the pod interface CNI plugins create and the

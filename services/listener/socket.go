@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -21,7 +22,75 @@ func Probe(path string) error {
 		return nil
 	}
 	conn.Close()
-	return fmt.Errorf("%s: %w", path, ErrInUse)
+	return fmt.Errorf("%s: %w (listening socket open in %s)", path, ErrInUse, strings.Join(socketHolders(path), ", "))
+}
+
+// socketHolders names the processes that have the listening socket bound
+// to path open ("pid (comm, parent ppid)"). /proc/net/unix lists only the
+// sockets of one network namespace, so every namespace in use is read.
+func socketHolders(path string) []string {
+	inodes := listeningInodes(path)
+	var out []string
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	seen := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink(fd)
+		pid := strings.Split(fd, "/")[2]
+		if err != nil || !inodes[target] || seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		out = append(out, describeProcess(pid))
+	}
+	if len(out) == 0 {
+		return []string{fmt.Sprintf("no process found (%d matching sockets)", len(inodes))}
+	}
+	return out
+}
+
+// listeningInodes returns "socket:[inode]" for each listening unix socket
+// bound to path, in any network namespace a process is in.
+func listeningInodes(path string) map[string]bool {
+	inodes := map[string]bool{}
+	seenNS := map[string]bool{}
+	nets, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	for _, ns := range nets {
+		id, err := os.Readlink(ns)
+		if err != nil || seenNS[id] {
+			continue
+		}
+		seenNS[id] = true
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(ns)), "net", "unix"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			// Num RefCount Protocol Flags Type St Inode Path; flag 00010000 is listening.
+			if f := strings.Fields(line); len(f) == 8 && f[7] == path && f[3] == "00010000" {
+				inodes["socket:["+f[6]+"]"] = true
+			}
+		}
+	}
+	return inodes
+}
+
+// describeProcess is "pid (comm, parent ppid)".
+func describeProcess(pid string) string {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return pid
+	}
+	s := string(stat)
+	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return pid
+	}
+	rest := strings.Fields(s[closing+1:])
+	ppid := "?"
+	if len(rest) > 1 {
+		ppid = rest[1]
+	}
+	return fmt.Sprintf("%s (%s, parent %s)", pid, s[open+1:closing], ppid)
 }
 
 // Listen makes the socket's folder, removes a stale socket file, listens

@@ -7,11 +7,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsthread"
 )
 
 // DialInNetNS connects to port on localhost inside the network namespace
@@ -24,20 +25,14 @@ func DialInNetNS(ctx context.Context, netnsPath string, port int32) (net.Conn, e
 	if netnsPath == "" {
 		return dialLocalhost(ctx, port)
 	}
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// Never unlocked: the runtime ends the thread with this goroutine,
-		// so its namespace cannot leak to other goroutines.
-		runtime.LockOSThread()
-		conn, err := enterAndDial(ctx, netnsPath, port)
-		done <- result{conn, err}
-	}()
-	res := <-done
-	return res.conn, res.err
+	// On a thread thrown away after, so the namespace cannot leak to other
+	// goroutines (nor to the main thread, which cannot be thrown away).
+	var conn net.Conn
+	err := nsthread.Run(func() (err error) {
+		conn, err = enterAndDial(ctx, netnsPath, port)
+		return err
+	})
+	return conn, err
 }
 
 // enterAndDial moves the calling (locked) thread into the namespace at
