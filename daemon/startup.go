@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,8 +42,7 @@ func lockRunRoot(runRoot string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+	if err := takeLock(f); err != nil {
 		holder := lockHolder(f)
 		f.Close()
 		return nil, fmt.Errorf("%w (lock %s held by pid %s)", ErrAlreadyRunning, path, holder)
@@ -50,6 +50,40 @@ func lockRunRoot(runRoot string) (*os.File, error) {
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
+}
+
+// takeLock takes the write lock on f. While its holder is a process that
+// is exiting (a killed daemon the kernel is still tearing down), it waits
+// up to orphanLockWait; a live holder fails it at once.
+func takeLock(f *os.File) error {
+	deadline := time.Now().Add(orphanLockWait)
+	for {
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+		err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk)
+		if err == nil || !holderExiting(f) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// orphanLockWait bounds the wait for a lock held by an exiting process.
+const orphanLockWait = 5 * time.Second
+
+// holderExiting reports whether the lock on f is held by a process that
+// is gone or a zombie.
+func holderExiting(f *os.File) bool {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
+		return true // released meanwhile: try again
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", lk.Pid))
+	if err != nil {
+		return true
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
 }
 
 // lockHolder names the process holding the lock on f, as the kernel

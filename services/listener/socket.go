@@ -15,83 +15,31 @@ import (
 // file is left alone.
 var ErrInUse = errors.New("socket is served by a live process")
 
-// Probe returns ErrInUse if a process accepts connections on path.
+// Probe returns ErrInUse if a process accepts connections on path. A
+// socket that still answers while no process has it open belongs to a
+// process that is dying (a killed daemon whose last files the kernel is
+// still releasing): Probe waits up to orphanWait for it to go.
 func Probe(path string) error {
-	conn, err := net.DialTimeout("unix", path, 500*time.Millisecond)
-	if err != nil {
-		return nil
-	}
-	conn.Close()
-	return fmt.Errorf("%s: %w (listening socket open in %s)", path, ErrInUse, strings.Join(socketHolders(path), ", "))
-}
-
-// socketHolders names the processes that have the listening socket bound
-// to path open ("pid (comm, parent ppid)"). /proc/net/unix lists only the
-// sockets of one network namespace, so every namespace in use is read.
-func socketHolders(path string) []string {
-	inodes := listeningInodes(path)
-	var out []string
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	seen := map[string]bool{}
-	for _, fd := range fds {
-		target, err := os.Readlink(fd)
-		pid := strings.Split(fd, "/")[2]
-		if err != nil || !inodes[target] || seen[pid] {
-			continue
-		}
-		seen[pid] = true
-		out = append(out, describeProcess(pid))
-	}
-	if len(out) == 0 {
-		return []string{fmt.Sprintf("no process found (%d matching sockets)", len(inodes))}
-	}
-	return out
-}
-
-// listeningInodes returns "socket:[inode]" for each listening unix socket
-// bound to path, in any network namespace a process is in.
-func listeningInodes(path string) map[string]bool {
-	inodes := map[string]bool{}
-	seenNS := map[string]bool{}
-	nets, _ := filepath.Glob("/proc/[0-9]*/ns/net")
-	for _, ns := range nets {
-		id, err := os.Readlink(ns)
-		if err != nil || seenNS[id] {
-			continue
-		}
-		seenNS[id] = true
-		data, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(ns)), "net", "unix"))
+	deadline := time.Now().Add(orphanWait)
+	for {
+		conn, err := net.DialTimeout("unix", path, 500*time.Millisecond)
 		if err != nil {
-			continue
+			return nil
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			// Num RefCount Protocol Flags Type St Inode Path; flag 00010000 is listening.
-			if f := strings.Fields(line); len(f) == 8 && f[7] == path && f[3] == "00010000" {
-				inodes["socket:["+f[6]+"]"] = true
+		conn.Close()
+		holders := socketHolders(path)
+		if len(holders) > 0 || time.Now().After(deadline) {
+			if len(holders) == 0 {
+				holders = []string{"no process found"}
 			}
+			return fmt.Errorf("%s: %w (listening socket open in %s)", path, ErrInUse, strings.Join(holders, ", "))
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return inodes
 }
 
-// describeProcess is "pid (comm, parent ppid)".
-func describeProcess(pid string) string {
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return pid
-	}
-	s := string(stat)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return pid
-	}
-	rest := strings.Fields(s[closing+1:])
-	ppid := "?"
-	if len(rest) > 1 {
-		ppid = rest[1]
-	}
-	return fmt.Sprintf("%s (%s, parent %s)", pid, s[open+1:closing], ppid)
-}
+// orphanWait bounds the wait for a socket that no process holds any more.
+const orphanWait = 5 * time.Second
 
 // Listen makes the socket's folder, removes a stale socket file, listens
 // on path and restricts the socket to mode 0660. The socket file is
@@ -133,4 +81,69 @@ func removeStale(path string) error {
 		return fmt.Errorf("removing stale socket: %w", err)
 	}
 	return nil
+}
+
+// socketHolders names the processes that have the listening socket bound
+// to path open ("pid (comm, parent ppid)"); none when no live process has.
+func socketHolders(path string) []string {
+	inodes := listeningInodes(path)
+	var out []string
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	seen := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink(fd)
+		pid := strings.Split(fd, "/")[2]
+		if err != nil || !inodes[target] || seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		out = append(out, describeProcess(pid))
+	}
+	return out
+}
+
+// listeningInodes returns "socket:[inode]" for each listening unix socket
+// bound to path, in any network namespace a process is in (/proc/net/unix
+// lists only one namespace's sockets).
+func listeningInodes(path string) map[string]bool {
+	inodes := map[string]bool{}
+	seenNS := map[string]bool{}
+	nets, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	for _, ns := range nets {
+		id, err := os.Readlink(ns)
+		if err != nil || seenNS[id] {
+			continue
+		}
+		seenNS[id] = true
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(ns)), "net", "unix"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			// Num RefCount Protocol Flags Type St Inode Path; flag 00010000 is listening.
+			if f := strings.Fields(line); len(f) == 8 && f[7] == path && f[3] == "00010000" {
+				inodes["socket:["+f[6]+"]"] = true
+			}
+		}
+	}
+	return inodes
+}
+
+// describeProcess is "pid (comm, parent ppid)".
+func describeProcess(pid string) string {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return pid
+	}
+	s := string(stat)
+	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return pid
+	}
+	rest := strings.Fields(s[closing+1:])
+	ppid := "?"
+	if len(rest) > 1 {
+		ppid = rest[1]
+	}
+	return fmt.Sprintf("%s (%s, parent %s)", pid, s[open+1:closing], ppid)
 }
