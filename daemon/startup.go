@@ -86,6 +86,35 @@ func holderExiting(f *os.File) bool {
 	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
 }
 
+// killLeftoverForks kills processes that still have the run-root lock
+// file open once this daemon holds the lock: they can only be copies of an
+// earlier daemon forked without exec (containers/storage forks one to
+// make ID-mapped mounts) that outlived it, stuck before they could arm
+// their parent-death signal. They hold that daemon's sockets and would keep
+// this one from serving.
+func killLeftoverForks(lockPath string, log *slog.Logger) {
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	self := strconv.Itoa(os.Getpid())
+	killed := map[string]bool{}
+	for _, fd := range fds {
+		pid := strings.Split(fd, "/")[2]
+		if pid == self || killed[pid] {
+			continue
+		}
+		if target, err := os.Readlink(fd); err != nil || target != lockPath {
+			continue
+		}
+		n, err := strconv.Atoi(pid)
+		if err != nil {
+			continue
+		}
+		killed[pid] = true
+		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+		err = unix.Kill(n, unix.SIGKILL)
+		log.Warn("Killed a leftover fork of an earlier daemon", "pid", n, "comm", strings.TrimSpace(string(comm)), "error", err)
+	}
+}
+
 // lockHolder names the process holding the lock on f, as the kernel
 // reports it.
 func lockHolder(f *os.File) string {
@@ -129,6 +158,7 @@ func prepare(cfg *config.Config, log *slog.Logger) (lock *os.File, clean bool, e
 	if err != nil {
 		return nil, false, err
 	}
+	killLeftoverForks(lock.Name(), log)
 	defer func() {
 		if err != nil {
 			lock.Close()

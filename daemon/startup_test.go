@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The lock helper is this test binary run again: it takes the run-root
@@ -108,5 +110,13 @@ func TestLockRunRootNotKeptByChildren(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a child holding the descriptor kept the lock: %v", err)
 	}
-	f.Close()
+	defer f.Close()
+	killLeftoverForks(f.Name(), slog.New(slog.DiscardHandler))
+	for range 100 {
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", childPid)); err != nil || strings.Contains(string(stat), ") Z ") {
+			return // killed (a zombie until init reaps it)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the leftover holder of the lock file was not killed")
 }

@@ -133,6 +133,9 @@ func Launch(t testing.TB, opts Options) (*Daemon, error) {
 	}
 	d.cmd.Env = append(os.Environ(), opts.Env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	// A fork of the daemon that outlives it keeps its output pipe open;
+	// Wait must still report the daemon's own exit.
+	d.cmd.WaitDelay = 2 * time.Second
 	// Its own process group, so that Kill reaches a wrapped daemon too.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	d.wrapped = len(opts.Wrap) > 0
