@@ -93,26 +93,37 @@ func holderExiting(f *os.File) bool {
 // their parent-death signal. They hold that daemon's sockets and would keep
 // this one from serving.
 func killLeftoverForks(lockPath string, log *slog.Logger) {
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	self := strconv.Itoa(os.Getpid())
-	killed := map[string]bool{}
-	for _, fd := range fds {
-		pid := strings.Split(fd, "/")[2]
-		if pid == self || killed[pid] {
-			continue
-		}
-		if target, err := os.Readlink(fd); err != nil || target != lockPath {
-			continue
-		}
-		n, err := strconv.Atoi(pid)
-		if err != nil {
-			continue
-		}
-		killed[pid] = true
-		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
-		err = unix.Kill(n, unix.SIGKILL)
-		log.Warn("Killed a leftover fork of an earlier daemon", "pid", n, "comm", strings.TrimSpace(string(comm)), "error", err)
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return
 	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, proc := range procs {
+		pid, err := strconv.Atoi(filepath.Base(proc))
+		// Forks run this executable: only their descriptors are read.
+		if err != nil || pid == os.Getpid() || !sameExe(proc, self) || !hasOpen(proc, lockPath) {
+			continue
+		}
+		err = unix.Kill(pid, unix.SIGKILL)
+		log.Warn("Killed a leftover fork of an earlier daemon", "pid", pid, "error", err)
+	}
+}
+
+// sameExe reports whether the process at proc (/proc/<pid>) runs exe.
+func sameExe(proc, exe string) bool {
+	target, err := os.Readlink(proc + "/exe")
+	return err == nil && target == exe
+}
+
+// hasOpen reports whether the process at proc has path open.
+func hasOpen(proc, path string) bool {
+	fds, _ := filepath.Glob(proc + "/fd/*")
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && target == path {
+			return true
+		}
+	}
+	return false
 }
 
 // lockHolder names the process holding the lock on f, as the kernel

@@ -20,6 +20,10 @@ import (
 const helperEnv = "ARBOR_LOCK_HELPER"
 
 func TestMain(m *testing.M) {
+	if os.Getenv("ARBOR_LOCK_SLEEPER") != "" {
+		time.Sleep(30 * time.Second) // a stand-in for a stuck fork of the daemon
+		os.Exit(0)
+	}
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(lockHelper(dir))
 	}
@@ -33,9 +37,10 @@ func lockHelper(dir string) int {
 		return 1
 	}
 	if os.Getenv("ARBOR_LOCK_HANDOFF") != "" {
-		// A child that inherits the descriptor, as one forked by a
-		// library would, and outlives this process.
-		child := exec.Command("sleep", "30")
+		// A copy of this executable that inherits the descriptor, as a
+		// fork made by a library would, and outlives this process.
+		child := exec.Command(os.Args[0], "-test.run=^$")
+		child.Env = append(os.Environ(), "ARBOR_LOCK_SLEEPER=1")
 		child.ExtraFiles = []*os.File{f}
 		if err := child.Start(); err != nil {
 			fmt.Println(err)
