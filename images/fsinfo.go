@@ -2,12 +2,11 @@ package images
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/diskusage"
 )
 
 // FsUsage is the disk usage of one part of the store.
@@ -38,19 +37,23 @@ func (s *Service) FsInfo(ctx context.Context) (FsInfo, error) {
 		return FsInfo{}, err
 	}
 	info := FsInfo{Timestamp: time.Now(), Images: FsUsage{Mountpoint: root}, Containers: FsUsage{Mountpoint: root}}
-	var rootStat syscall.Stat_t
-	if err := syscall.Stat(root, &rootStat); err != nil {
-		return FsInfo{}, fmt.Errorf("reading storage root %s: %w", root, err)
+	c, err := diskusage.NewCounter(root)
+	if err != nil {
+		return FsInfo{}, fmt.Errorf("reading storage root: %w", err)
 	}
-	u := &usageWalk{ctx: ctx, seen: map[uint64]bool{}, dev: rootStat.Dev}
 	for dir := range containerDirs {
-		if err := u.walk(dir, nil, &info.Containers); err != nil {
+		u, err := c.Walk(ctx, dir, nil)
+		if err != nil {
 			return FsInfo{}, err
 		}
+		info.Containers.UsedBytes += u.Bytes
+		info.Containers.InodesUsed += u.Inodes
 	}
-	if err := u.walk(root, containerDirs, &info.Images); err != nil {
+	u, err := c.Walk(ctx, root, containerDirs)
+	if err != nil {
 		return FsInfo{}, err
 	}
+	info.Images.UsedBytes, info.Images.InodesUsed = u.Bytes, u.Inodes
 	return info, nil
 }
 
@@ -80,65 +83,4 @@ func layerDir(root, driver, id string) string {
 		return filepath.Join(root, "vfs", "dir", id)
 	}
 	return ""
-}
-
-// usageWalk accumulates usage over several walks, counting each inode once.
-type usageWalk struct {
-	ctx  context.Context
-	seen map[uint64]bool
-	dev  uint64 // device of the storage root
-}
-
-// walk adds the usage under dir to into, skipping the directories in skip
-// and anything on another device (mounted root file systems).
-func (u *usageWalk) walk(dir string, skip map[string]bool, into *FsUsage) error {
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return ignoreVanished(err)
-		}
-		if err := u.ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() && path != dir && skip[path] {
-			return fs.SkipDir
-		}
-		return u.add(path, d, into)
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("measuring disk usage of %s: %w", dir, err)
-	}
-	return nil
-}
-
-// add counts one directory entry.
-func (u *usageWalk) add(path string, d fs.DirEntry, into *FsUsage) error {
-	fi, err := d.Info()
-	if err != nil {
-		return ignoreVanished(err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	if st.Dev != u.dev {
-		if d.IsDir() {
-			return fs.SkipDir
-		}
-		return nil
-	}
-	if u.seen[st.Ino] {
-		return nil
-	}
-	u.seen[st.Ino] = true
-	into.InodesUsed++
-	into.UsedBytes += uint64(st.Blocks) * 512
-	return nil
-}
-
-// ignoreVanished drops errors about files removed during the walk.
-func ignoreVanished(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }

@@ -2,14 +2,14 @@ package stats
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"go.podman.io/storage"
+
+	"github.com/arbor-cri/arbor/internal/diskusage"
 )
 
 // DiskUsage is the space taken under a folder, and the size of the file
@@ -31,27 +31,19 @@ type DiskUsage struct {
 // crossing into other file systems. Files that vanish during the walk are
 // skipped. The file system's size and inodes are read with statfs.
 func Usage(ctx context.Context, dir string) (DiskUsage, error) {
-	var root syscall.Stat_t
-	if err := syscall.Stat(dir, &root); err != nil {
-		return DiskUsage{}, fmt.Errorf("measuring %s: %w", dir, err)
+	c, err := diskusage.NewCounter(dir)
+	if err != nil {
+		return DiskUsage{}, err
 	}
 	u := DiskUsage{Timestamp: time.Now()}
 	if err := statFS(dir, &u); err != nil {
 		return DiskUsage{}, err
 	}
-	seen := map[uint64]bool{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return skipVanished(err)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return count(d, root.Dev, seen, &u)
-	})
+	walked, err := c.Walk(ctx, dir, nil)
 	if err != nil {
-		return DiskUsage{}, fmt.Errorf("measuring %s: %w", dir, err)
+		return DiskUsage{}, err
 	}
+	u.Bytes, u.Inodes = walked.Bytes, walked.Inodes
 	return u, nil
 }
 
@@ -64,38 +56,6 @@ func statFS(dir string, u *DiskUsage) error {
 	u.Capacity = st.Blocks * uint64(st.Frsize)
 	u.InodesTotal, u.InodesFree = st.Files, st.Ffree
 	return nil
-}
-
-// count adds one entry to u unless its inode was seen or it lies on
-// another device.
-func count(d fs.DirEntry, dev uint64, seen map[uint64]bool, u *DiskUsage) error {
-	fi, err := d.Info()
-	if err != nil {
-		return skipVanished(err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	if st.Dev != dev {
-		if d.IsDir() {
-			return fs.SkipDir
-		}
-		return nil
-	}
-	if !seen[st.Ino] {
-		seen[st.Ino] = true
-		u.Inodes++
-		u.Bytes += uint64(st.Blocks) * 512
-	}
-	return nil
-}
-
-func skipVanished(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }
 
 // LayerFinder locates a container's writable layer.
