@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/arbor-cri/arbor/config"
+	"github.com/arbor-cri/arbor/internal/procfs"
 	"github.com/arbor-cri/arbor/services/listener"
 	"github.com/arbor-cri/arbor/version"
 )
@@ -93,37 +94,10 @@ func holderExiting(f *os.File) bool {
 // their parent-death signal. They hold that daemon's sockets and would keep
 // this one from serving.
 func killLeftoverForks(lockPath string, log *slog.Logger) {
-	self, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, proc := range procs {
-		pid, err := strconv.Atoi(filepath.Base(proc))
-		// Forks run this executable: only their descriptors are read.
-		if err != nil || pid == os.Getpid() || !sameExe(proc, self) || !hasOpen(proc, lockPath) {
-			continue
-		}
-		err = unix.Kill(pid, unix.SIGKILL)
+	for _, pid := range procfs.Holders(map[string]bool{lockPath: true}, procfs.SameExecutable) {
+		err := unix.Kill(pid, unix.SIGKILL)
 		log.Warn("Killed a leftover fork of an earlier daemon", "pid", pid, "error", err)
 	}
-}
-
-// sameExe reports whether the process at proc (/proc/<pid>) runs exe.
-func sameExe(proc, exe string) bool {
-	target, err := os.Readlink(proc + "/exe")
-	return err == nil && target == exe
-}
-
-// hasOpen reports whether the process at proc has path open.
-func hasOpen(proc, path string) bool {
-	fds, _ := filepath.Glob(proc + "/fd/*")
-	for _, fd := range fds {
-		if target, err := os.Readlink(fd); err == nil && target == path {
-			return true
-		}
-	}
-	return false
 }
 
 // lockHolder names the process holding the lock on f, as the kernel
@@ -133,8 +107,7 @@ func lockHolder(f *os.File) string {
 	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
 		return "unknown"
 	}
-	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", lk.Pid))
-	return fmt.Sprintf("%d (%s)", lk.Pid, strings.TrimSpace(string(comm)))
+	return procfs.Describe(int(lk.Pid))
 }
 
 // bootState is what the version files tell about the node.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/procfs"
 )
 
 // ErrInUse means another live process serves the socket path. Its socket
@@ -86,18 +88,9 @@ func removeStale(path string) error {
 // socketHolders names the processes that have the listening socket bound
 // to path open ("pid (comm, parent ppid)"); none when no live process has.
 func socketHolders(path string) []string {
-	inodes := listeningInodes(path)
 	var out []string
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	seen := map[string]bool{}
-	for _, fd := range fds {
-		target, err := os.Readlink(fd)
-		pid := strings.Split(fd, "/")[2]
-		if err != nil || !inodes[target] || seen[pid] {
-			continue
-		}
-		seen[pid] = true
-		out = append(out, describeProcess(pid))
+	for _, pid := range procfs.Holders(listeningInodes(path), nil) {
+		out = append(out, procfs.Describe(pid))
 	}
 	return out
 }
@@ -127,23 +120,4 @@ func listeningInodes(path string) map[string]bool {
 		}
 	}
 	return inodes
-}
-
-// describeProcess is "pid (comm, parent ppid)".
-func describeProcess(pid string) string {
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return pid
-	}
-	s := string(stat)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return pid
-	}
-	rest := strings.Fields(s[closing+1:])
-	ppid := "?"
-	if len(rest) > 1 {
-		ppid = rest[1]
-	}
-	return fmt.Sprintf("%s (%s, parent %s)", pid, s[open+1:closing], ppid)
 }

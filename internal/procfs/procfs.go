@@ -1,0 +1,70 @@
+// Package procfs answers the few questions the daemon asks /proc about
+// other processes when something of its own is held by one of them.
+package procfs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Holders returns the processes, this one excluded, that have a descriptor
+// whose link target (a path, or "socket:[inode]") is in targets. When
+// consider is set, only the descriptors of the processes it accepts are
+// read.
+func Holders(targets map[string]bool, consider func(pid int) bool) []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, proc := range procs {
+		pid, err := strconv.Atoi(filepath.Base(proc))
+		if err != nil || pid == os.Getpid() || (consider != nil && !consider(pid)) {
+			continue
+		}
+		if hasOpen(proc, targets) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func hasOpen(proc string, targets map[string]bool) bool {
+	fds, _ := filepath.Glob(proc + "/fd/*")
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && targets[target] {
+			return true
+		}
+	}
+	return false
+}
+
+// SameExecutable reports whether process pid runs the executable this
+// process runs.
+func SameExecutable(pid int) bool {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && exe == self
+}
+
+// Describe names a process for an error message: "pid (comm, parent
+// ppid)", or just the pid when it is gone.
+func Describe(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return strconv.Itoa(pid)
+	}
+	s := string(stat)
+	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return strconv.Itoa(pid)
+	}
+	ppid := "?"
+	if rest := strings.Fields(s[closing+1:]); len(rest) > 1 {
+		ppid = rest[1]
+	}
+	return fmt.Sprintf("%d (%s, parent %s)", pid, s[open+1:closing], ppid)
+}
