@@ -63,7 +63,10 @@ func nriContainer(c *store.Container, sp *specs.Spec) *api.Container {
 	if l := sp.Linux; l != nil {
 		ctr.Linux = &api.LinuxContainer{
 			Namespaces: api.FromOCILinuxNamespaces(l.Namespaces), Devices: api.FromOCILinuxDevices(l.Devices),
-			Resources: api.FromOCILinuxResources(l.Resources, nil), CgroupsPath: l.CgroupsPath, Sysctl: l.Sysctl,
+			Resources: api.FromOCILinuxResources(
+				l.Resources,
+				nil,
+			), CgroupsPath: l.CgroupsPath, Sysctl: l.Sysctl,
 		}
 		if sp.Process != nil && sp.Process.OOMScoreAdj != nil {
 			ctr.Linux.OomScoreAdj = api.Int(*sp.Process.OOMScoreAdj)
@@ -116,7 +119,10 @@ func (s *RuntimeServer) Snapshot(context.Context) ([]*api.PodSandbox, []*api.Con
 
 // UpdateContainers applies resource updates plugins ask for and returns
 // those that failed (nri.Runtime).
-func (s *RuntimeServer) UpdateContainers(ctx context.Context, updates []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) {
+func (s *RuntimeServer) UpdateContainers(
+	ctx context.Context,
+	updates []*api.ContainerUpdate,
+) ([]*api.ContainerUpdate, error) {
 	var failed []*api.ContainerUpdate
 	var errs []error
 	for _, u := range updates {
@@ -180,7 +186,11 @@ func (s *RuntimeServer) nriPair(c store.Container) (*api.PodSandbox, *api.Contai
 
 // nriUpdate asks plugins about new resources for c: their answer for c
 // replaces res, and their updates to other containers are applied.
-func (s *RuntimeServer) nriUpdate(ctx context.Context, c store.Container, res *specs.LinuxResources) (*specs.LinuxResources, error) {
+func (s *RuntimeServer) nriUpdate(
+	ctx context.Context,
+	c store.Container,
+	res *specs.LinuxResources,
+) (*specs.LinuxResources, error) {
 	pod, ctr := s.nriPair(c)
 	if pod == nil {
 		return res, nil

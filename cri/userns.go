@@ -44,7 +44,11 @@ func validateUserNamespace(cfg *runtimeapi.PodSandboxConfig) error {
 		return nil
 	case runtimeapi.NamespaceMode_POD:
 	default:
-		return invalid(field+".mode", "%v is not supported: a pod uses the node's user namespace (NODE) or one of its own (POD)", u.GetMode())
+		return invalid(
+			field+".mode",
+			"%v is not supported: a pod uses the node's user namespace (NODE) or one of its own (POD)",
+			u.GetMode(),
+		)
 	}
 	if err := checkIDMapping(u.GetUids()); err != nil {
 		return invalid(field+".uids", "%v", err)
@@ -54,7 +58,11 @@ func validateUserNamespace(cfg *runtimeapi.PodSandboxConfig) error {
 	}
 	for name, mode := range map[string]runtimeapi.NamespaceMode{"network": nsOpts.GetNetwork(), "ipc": nsOpts.GetIpc(), "pid": nsOpts.GetPid()} {
 		if mode == runtimeapi.NamespaceMode_NODE {
-			return invalid(field, "a pod with its own user namespace cannot use the node's %s namespace", name)
+			return invalid(
+				field,
+				"a pod with its own user namespace cannot use the node's %s namespace",
+				name,
+			)
 		}
 	}
 	return nil
@@ -66,7 +74,10 @@ func checkIDMapping(m []*runtimeapi.IDMapping) error {
 	case len(m) != 1:
 		return fmt.Errorf("want exactly one mapping, got %d", len(m))
 	case m[0].GetContainerId() != 0:
-		return fmt.Errorf("container ID 0 (root) is not mapped: the mapping starts at %d", m[0].GetContainerId())
+		return fmt.Errorf(
+			"container ID 0 (root) is not mapped: the mapping starts at %d",
+			m[0].GetContainerId(),
+		)
 	case m[0].GetLength() == 0:
 		return errors.New("mapping of length 0")
 	case uint64(m[0].GetHostId())+uint64(m[0].GetLength()) > math.MaxUint32:
@@ -93,7 +104,10 @@ func storageOptions(pod *store.Pod) *storage.ContainerOptions {
 		return opts
 	}
 	if u := podUserNS(pod.Config); u != nil {
-		opts.IDMappingOptions = storage.IDMappingOptions{UIDMap: storageMappings(u.UIDs), GIDMap: storageMappings(u.GIDs)}
+		opts.IDMappingOptions = storage.IDMappingOptions{
+			UIDMap: storageMappings(u.UIDs),
+			GIDMap: storageMappings(u.GIDs),
+		}
 	}
 	return opts
 }
@@ -101,7 +115,10 @@ func storageOptions(pod *store.Pod) *storage.ContainerOptions {
 func storageMappings(in []specs.LinuxIDMapping) []idtools.IDMap {
 	out := make([]idtools.IDMap, 0, len(in))
 	for _, m := range in {
-		out = append(out, idtools.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		out = append(
+			out,
+			idtools.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)},
+		)
 	}
 	return out
 }
@@ -111,10 +128,14 @@ func storageMappings(in []specs.LinuxIDMapping) []idtools.IDMap {
 func checkContainerUserNS(cfg *runtimeapi.ContainerConfig, pod *store.Pod) error {
 	want := pod.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
 	got := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
-	if got == nil || proto.Equal(got, want) || (got.GetMode() == runtimeapi.NamespaceMode_NODE && want == nil) {
+	if got == nil || proto.Equal(got, want) ||
+		(got.GetMode() == runtimeapi.NamespaceMode_NODE && want == nil) {
 		return nil
 	}
-	return invalid("config.linux.security_context.namespace_options.userns_options", "differs from the pod's: the containers of a pod share its user namespace")
+	return invalid(
+		"config.linux.security_context.namespace_options.userns_options",
+		"differs from the pod's: the containers of a pod share its user namespace",
+	)
 }
 
 // idmapDir holds a container's ID-mapped volume mounts between bundle
@@ -127,7 +148,11 @@ func (s *RuntimeServer) idmapDir(id string) string { return filepath.Join(s.RunR
 // pod's user namespace, and returns the new config. Mappings must equal the
 // pod's. unstageIDMappedMounts undoes it; the container keeps its own
 // copies of the mounts once runc has created it.
-func (s *RuntimeServer) stageIDMappedMounts(id string, cfg *runtimeapi.ContainerConfig, pod *store.Pod) (*runtimeapi.ContainerConfig, error) {
+func (s *RuntimeServer) stageIDMappedMounts(
+	id string,
+	cfg *runtimeapi.ContainerConfig,
+	pod *store.Pod,
+) (*runtimeapi.ContainerConfig, error) {
 	var staged *runtimeapi.ContainerConfig
 	for i, m := range cfg.GetMounts() {
 		if len(m.GetUidMappings()) == 0 && len(m.GetGidMappings()) == 0 {
@@ -143,7 +168,11 @@ func (s *RuntimeServer) stageIDMappedMounts(id string, cfg *runtimeapi.Container
 		if _, err := os.Stat(m.GetHostPath()); err != nil {
 			return nil, invalid(field+".host_path", "%v", err)
 		}
-		target, err := s.stageOne(m.GetHostPath(), pod.NS.User, filepath.Join(s.idmapDir(id), strconv.Itoa(i)))
+		target, err := s.stageOne(
+			m.GetHostPath(),
+			pod.NS.User,
+			filepath.Join(s.idmapDir(id), strconv.Itoa(i)),
+		)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}

@@ -30,15 +30,55 @@ func TestValidateUserNamespace(t *testing.T) {
 		{"no options", pod(nil), ""},
 		{"no config", &runtimeapi.PodSandboxConfig{}, ""},
 		{"node", pod(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}), ""},
-		{"pod", pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1000, 65536), Gids: one(0, 1000, 65536)}), ""},
-		{"container", pod(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}), "mode: CONTAINER is not supported"},
-		{"target", pod(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_TARGET}), "mode: TARGET is not supported"},
-		{"no gids", pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1000, 10)}), "gids: want exactly one mapping, got 0"},
-		{"root unmapped", pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(1, 1000, 10), Gids: one(0, 1000, 10)}), "uids: container ID 0"},
-		{"empty", pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1000, 0), Gids: one(0, 1000, 10)}), "length 0"},
-		{"overflow", pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1<<32-10, 20), Gids: one(0, 1000, 10)}), "overflow"},
-		{"host pid", pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1000, 10), Gids: one(0, 1000, 10)},
-			func(o *runtimeapi.NamespaceOption) { o.Pid = runtimeapi.NamespaceMode_NODE }), "node's pid namespace"},
+		{
+			"pod",
+			pod(
+				&runtimeapi.UserNamespace{
+					Mode: podMode,
+					Uids: one(0, 1000, 65536),
+					Gids: one(0, 1000, 65536),
+				},
+			),
+			"",
+		},
+		{
+			"container",
+			pod(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}),
+			"mode: CONTAINER is not supported",
+		},
+		{
+			"target",
+			pod(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_TARGET}),
+			"mode: TARGET is not supported",
+		},
+		{
+			"no gids",
+			pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1000, 10)}),
+			"gids: want exactly one mapping, got 0",
+		},
+		{
+			"root unmapped",
+			pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(1, 1000, 10), Gids: one(0, 1000, 10)}),
+			"uids: container ID 0",
+		},
+		{
+			"empty",
+			pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1000, 0), Gids: one(0, 1000, 10)}),
+			"length 0",
+		},
+		{
+			"overflow",
+			pod(&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1<<32-10, 20), Gids: one(0, 1000, 10)}),
+			"overflow",
+		},
+		{
+			"host pid",
+			pod(
+				&runtimeapi.UserNamespace{Mode: podMode, Uids: one(0, 1000, 10), Gids: one(0, 1000, 10)},
+				func(o *runtimeapi.NamespaceOption) { o.Pid = runtimeapi.NamespaceMode_NODE },
+			),
+			"node's pid namespace",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

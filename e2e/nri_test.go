@@ -39,7 +39,11 @@ func (p *nriPlugin) seen() []string {
 	return slices.Clone(p.events)
 }
 
-func (p *nriPlugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+func (p *nriPlugin) Synchronize(
+	_ context.Context,
+	pods []*api.PodSandbox,
+	ctrs []*api.Container,
+) ([]*api.ContainerUpdate, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pod := range pods {
@@ -57,7 +61,11 @@ func (p *nriPlugin) RunPodSandbox(_ context.Context, pod *api.PodSandbox) error 
 	return nil
 }
 
-func (p *nriPlugin) UpdatePodSandbox(_ context.Context, pod *api.PodSandbox, _, res *api.LinuxResources) error {
+func (p *nriPlugin) UpdatePodSandbox(
+	_ context.Context,
+	pod *api.PodSandbox,
+	_, res *api.LinuxResources,
+) error {
 	p.record(fmt.Sprintf("UpdatePodSandbox(memory=%d)", res.GetMemory().GetLimit().GetValue()), pod.GetId())
 	return nil
 }
@@ -72,14 +80,25 @@ func (p *nriPlugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) err
 	return nil
 }
 
-func (p *nriPlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+func (p *nriPlugin) CreateContainer(
+	_ context.Context,
+	_ *api.PodSandbox,
+	c *api.Container,
+) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	if c.GetName() == "refused" {
 		return nil, nil, errors.New("the test plugin refuses this container")
 	}
 	p.record("CreateContainer", c.GetId())
 	adj := &api.ContainerAdjustment{}
 	adj.AddEnv("ARBOR_NRI", "adjusted")
-	adj.AddMount(&api.Mount{Destination: "/nri-tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "size=1m"}})
+	adj.AddMount(
+		&api.Mount{
+			Destination: "/nri-tmp",
+			Type:        "tmpfs",
+			Source:      "tmpfs",
+			Options:     []string{"nosuid", "size=1m"},
+		},
+	)
 	adj.SetLinuxMemoryLimit(96 << 20)
 	return adj, nil, nil
 }
@@ -89,7 +108,11 @@ func (p *nriPlugin) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.
 	return nil
 }
 
-func (p *nriPlugin) StopContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) ([]*api.ContainerUpdate, error) {
+func (p *nriPlugin) StopContainer(
+	_ context.Context,
+	_ *api.PodSandbox,
+	c *api.Container,
+) ([]*api.ContainerUpdate, error) {
 	p.record("StopContainer", c.GetId())
 	return nil, nil
 }
@@ -103,7 +126,12 @@ func (p *nriPlugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api
 // it is synchronized.
 func connectNRIPlugin(t testing.TB, socket string, p *nriPlugin) {
 	t.Helper()
-	s, err := stub.New(p, stub.WithSocketPath(socket), stub.WithPluginName("arbor-e2e"), stub.WithPluginIdx("50"))
+	s, err := stub.New(
+		p,
+		stub.WithSocketPath(socket),
+		stub.WithPluginName("arbor-e2e"),
+		stub.WithPluginIdx("50"),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +155,15 @@ func connectNRIPlugin(t testing.TB, socket string, p *nriPlugin) {
 func TestNRIPlugin(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "nri.sock")
-	pt := newPodTest(t, "--nri-socket-path", socket,
-		"--nri-plugin-dir", filepath.Join(dir, "plugins"), "--nri-plugin-config-dir", filepath.Join(dir, "conf"))
+	pt := newPodTest(
+		t,
+		"--nri-socket-path",
+		socket,
+		"--nri-plugin-dir",
+		filepath.Join(dir, "plugins"),
+		"--nri-plugin-config-dir",
+		filepath.Join(dir, "conf"),
+	)
 
 	before := pt.podConfig("nri-before")
 	beforeID := pt.runPod(before)
@@ -152,16 +187,28 @@ func TestNRIPlugin(t *testing.T) {
 		if mounts := pt.exec(adjusted, "cat", "/proc/mounts"); !strings.Contains(mounts, " /nri-tmp tmpfs ") {
 			t.Errorf("no tmpfs at /nri-tmp:\n%s", mounts)
 		}
-		if got := readCgroup(t, "memory", pt.cgroupPath(adjusted), "memory.limit_in_bytes"); got != fmt.Sprint(96<<20) {
+		if got := readCgroup(t, "memory", pt.cgroupPath(adjusted), "memory.limit_in_bytes"); got != fmt.Sprint(
+			96<<20,
+		) {
 			t.Errorf("memory limit %s, want the plugin's %d", got, 96<<20)
 		}
 	})
 	t.Run("refusal", func(t *testing.T) {
-		_, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: pt.ctrConfig("refused", "true"), SandboxConfig: pod})
+		_, err := pt.cri.CreateContainer(
+			pt.ctx,
+			&runtimeapi.CreateContainerRequest{
+				PodSandboxId:  podID,
+				Config:        pt.ctrConfig("refused", "true"),
+				SandboxConfig: pod,
+			},
+		)
 		if err == nil || !strings.Contains(err.Error(), "refuses this container") {
 			t.Fatalf("want the plugin's refusal, got %v", err)
 		}
-		ctrs, _ := pt.cri.ListContainers(pt.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: podID}})
+		ctrs, _ := pt.cri.ListContainers(
+			pt.ctx,
+			&runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: podID}},
+		)
 		if len(ctrs.GetContainers()) != 1 {
 			t.Errorf("a refused container is listed: %v", ctrs.GetContainers())
 		}
@@ -181,7 +228,12 @@ func TestNRIPlugin(t *testing.T) {
 		if _, err := pt.cri.RemoveContainer(pt.ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"CreateContainer " + id, "StartContainer " + id, "StopContainer " + id, "RemoveContainer " + id}
+		want := []string{
+			"CreateContainer " + id,
+			"StartContainer " + id,
+			"StopContainer " + id,
+			"RemoveContainer " + id,
+		}
 		if got := only(p.seen(), id); !slices.Equal(got, want) {
 			t.Errorf("events %v, want %v", got, want)
 		}
@@ -200,9 +252,17 @@ func TestNRIPlugin(t *testing.T) {
 		if _, err := pt.cri.RemovePodSandbox(pt.ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "RemovePodSandbox", func() bool { return slices.Contains(p.seen(), "RemovePodSandbox "+podID) })
-		want := []string{"RunPodSandbox " + podID, fmt.Sprintf("UpdatePodSandbox(memory=%d) %s", 256<<20, podID),
-			"StopPodSandbox " + podID, "RemovePodSandbox " + podID}
+		waitFor(
+			t,
+			"RemovePodSandbox",
+			func() bool { return slices.Contains(p.seen(), "RemovePodSandbox "+podID) },
+		)
+		want := []string{
+			"RunPodSandbox " + podID,
+			fmt.Sprintf("UpdatePodSandbox(memory=%d) %s", 256<<20, podID),
+			"StopPodSandbox " + podID,
+			"RemovePodSandbox " + podID,
+		}
 		if got := only(p.seen(), podID); !slices.Equal(got, want) {
 			t.Errorf("pod events %v, want %v", got, want)
 		}

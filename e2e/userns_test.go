@@ -60,14 +60,25 @@ func TestUserNamespacePod(t *testing.T) {
 	cfg := pt.ctrConfig("first", "sleep 3600")
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = pod.Linux.SecurityContext.NamespaceOptions.UsernsOptions
 	cfg.Mounts = []*runtimeapi.Mount{
-		{ContainerPath: "/mapped", HostPath: mapped, UidMappings: usernsMapping(), GidMappings: usernsMapping()},
+		{
+			ContainerPath: "/mapped",
+			HostPath:      mapped,
+			UidMappings:   usernsMapping(),
+			GidMappings:   usernsMapping(),
+		},
 		{ContainerPath: "/plain", HostPath: plain},
 	}
 	first := pt.createAndStart(podID, pod, cfg)
 	second := pt.createAndStart(podID, pod, pt.ctrConfig("second", "sleep 3600"))
 
 	t.Run("inside", func(t *testing.T) {
-		if got := strings.Fields(pt.exec(first, "cat", "/proc/self/uid_map")); strings.Join(got, " ") != fmt.Sprintf("0 %d 65536", usernsHostID) {
+		if got := strings.Fields(pt.exec(first, "cat", "/proc/self/uid_map")); strings.Join(
+			got,
+			" ",
+		) != fmt.Sprintf(
+			"0 %d 65536",
+			usernsHostID,
+		) {
 			t.Errorf("uid_map = %v", got)
 		}
 		if got := strings.TrimSpace(pt.exec(first, "id", "-u")); got != "0" {
@@ -95,7 +106,10 @@ func TestUserNamespacePod(t *testing.T) {
 		}
 	})
 	t.Run("rootfs", func(t *testing.T) {
-		if got := strings.Fields(pt.exec(first, "stat", "-c", "%u:%g", "/bin", "/etc")); strings.Join(got, " ") != "0:0 0:0" {
+		if got := strings.Fields(pt.exec(first, "stat", "-c", "%u:%g", "/bin", "/etc")); strings.Join(
+			got,
+			" ",
+		) != "0:0 0:0" {
 			t.Errorf("image files owned by %v inside, want 0:0", got)
 		}
 		pt.exec(first, "sh", "-c", "echo x > /etc/written && chown 1:1 /etc/written")
@@ -109,13 +123,20 @@ func TestUserNamespacePod(t *testing.T) {
 		}
 		pt.exec(first, "touch", "/mapped/made")
 		if uid := fileUID(t, filepath.Join(mapped, "made")); uid != 0 {
-			t.Errorf("file made by the pod's root through an ID-mapped volume is uid %d on the host, want 0", uid)
+			t.Errorf(
+				"file made by the pod's root through an ID-mapped volume is uid %d on the host, want 0",
+				uid,
+			)
 		}
 	})
 	t.Run("plain volume", func(t *testing.T) {
 		pt.exec(first, "touch", "/plain/made")
 		if uid := fileUID(t, filepath.Join(plain, "made")); uid != usernsHostID {
-			t.Errorf("file made by the pod's root through a plain volume is uid %d on the host, want %d", uid, usernsHostID)
+			t.Errorf(
+				"file made by the pod's root through a plain volume is uid %d on the host, want %d",
+				uid,
+				usernsHostID,
+			)
 		}
 		if got := strings.TrimSpace(pt.exec(first, "stat", "-c", "%u", "/mapped/secret")); got != "0" {
 			t.Errorf("mapped file owner %q inside, want 0", got)
@@ -130,10 +151,17 @@ func TestUserNamespacePod(t *testing.T) {
 		id := pt.createAndStart(sharedID, shared, c)
 		// PID 1 is the pause process, running as the image's user 65535
 		// inside the pod's user namespace.
-		if got := strings.Fields(pt.exec(id, "stat", "-c", "%u", "/proc/1")); len(got) != 1 || got[0] != "65535" {
+		if got := strings.Fields(pt.exec(id, "stat", "-c", "%u", "/proc/1")); len(got) != 1 ||
+			got[0] != "65535" {
 			t.Errorf("PID 1 runs as %v inside, want 65535", got)
 		}
-		if got := strings.Fields(pt.exec(id, "cat", "/proc/self/uid_map")); strings.Join(got, " ") != fmt.Sprintf("0 %d 65536", usernsHostID) {
+		if got := strings.Fields(pt.exec(id, "cat", "/proc/self/uid_map")); strings.Join(
+			got,
+			" ",
+		) != fmt.Sprintf(
+			"0 %d 65536",
+			usernsHostID,
+		) {
 			t.Errorf("uid_map = %v", got)
 		}
 	})
@@ -149,15 +177,32 @@ func TestUserNamespacePod(t *testing.T) {
 			t.Errorf("after a restart, id -u = %q", got)
 		}
 		second := pt.createAndStart(podID, pod, pt.ctrConfig("after-restart", "sleep 3600"))
-		if got := strings.Fields(pt.exec(second, "cat", "/proc/self/uid_map")); strings.Join(got, " ") != fmt.Sprintf("0 %d 65536", usernsHostID) {
+		if got := strings.Fields(pt.exec(second, "cat", "/proc/self/uid_map")); strings.Join(
+			got,
+			" ",
+		) != fmt.Sprintf(
+			"0 %d 65536",
+			usernsHostID,
+		) {
 			t.Errorf("after a restart, a new container's uid_map = %v", got)
 		}
 	})
 	t.Run("missing ID-mapped host path", func(t *testing.T) {
 		c := pt.ctrConfig("missing", "true")
-		c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/m", HostPath: "/no/such/folder", UidMappings: usernsMapping(), GidMappings: usernsMapping()}}
-		_, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: c, SandboxConfig: pod})
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "mounts[0].host_path") {
+		c.Mounts = []*runtimeapi.Mount{
+			{
+				ContainerPath: "/m",
+				HostPath:      "/no/such/folder",
+				UidMappings:   usernsMapping(),
+				GidMappings:   usernsMapping(),
+			},
+		}
+		_, err := pt.cri.CreateContainer(
+			pt.ctx,
+			&runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: c, SandboxConfig: pod},
+		)
+		if status.Code(err) != codes.InvalidArgument ||
+			!strings.Contains(err.Error(), "mounts[0].host_path") {
 			t.Errorf("want InvalidArgument naming mounts[0].host_path, got %v", err)
 		}
 	})
@@ -165,8 +210,18 @@ func TestUserNamespacePod(t *testing.T) {
 		hostPod := pt.podConfig("hostusers")
 		hostID := pt.runPod(hostPod)
 		c := pt.ctrConfig("idmapped", "true")
-		c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/m", HostPath: mapped, UidMappings: usernsMapping(), GidMappings: usernsMapping()}}
-		_, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: hostID, Config: c, SandboxConfig: hostPod})
+		c.Mounts = []*runtimeapi.Mount{
+			{
+				ContainerPath: "/m",
+				HostPath:      mapped,
+				UidMappings:   usernsMapping(),
+				GidMappings:   usernsMapping(),
+			},
+		}
+		_, err := pt.cri.CreateContainer(
+			pt.ctx,
+			&runtimeapi.CreateContainerRequest{PodSandboxId: hostID, Config: c, SandboxConfig: hostPod},
+		)
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "mounts[0]") {
 			t.Errorf("want InvalidArgument naming the mount, got %v", err)
 		}
@@ -185,21 +240,45 @@ func TestUserNamespaceBadInput(t *testing.T) {
 		name, want string
 		edit       func(*runtimeapi.NamespaceOption)
 	}{
-		{"mode CONTAINER", "CONTAINER is not supported", func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Mode = runtimeapi.NamespaceMode_CONTAINER }},
-		{"mode TARGET", "TARGET is not supported", func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Mode = runtimeapi.NamespaceMode_TARGET }},
+		{
+			"mode CONTAINER",
+			"CONTAINER is not supported",
+			func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Mode = runtimeapi.NamespaceMode_CONTAINER },
+		},
+		{
+			"mode TARGET",
+			"TARGET is not supported",
+			func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Mode = runtimeapi.NamespaceMode_TARGET },
+		},
 		{"two mappings", "exactly one mapping", func(o *runtimeapi.NamespaceOption) {
-			o.UsernsOptions.Uids = append(o.UsernsOptions.Uids, &runtimeapi.IDMapping{ContainerId: 65536, HostId: 1000, Length: 10})
+			o.UsernsOptions.Uids = append(
+				o.UsernsOptions.Uids,
+				&runtimeapi.IDMapping{ContainerId: 65536, HostId: 1000, Length: 10},
+			)
 		}},
-		{"root not mapped", "container ID 0", func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Gids[0].ContainerId = 1 }},
-		{"no mapping", "exactly one mapping", func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Uids = nil }},
-		{"host network", "node's network", func(o *runtimeapi.NamespaceOption) { o.Network = runtimeapi.NamespaceMode_NODE }},
+		{
+			"root not mapped",
+			"container ID 0",
+			func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Gids[0].ContainerId = 1 },
+		},
+		{
+			"no mapping",
+			"exactly one mapping",
+			func(o *runtimeapi.NamespaceOption) { o.UsernsOptions.Uids = nil },
+		},
+		{
+			"host network",
+			"node's network",
+			func(o *runtimeapi.NamespaceOption) { o.Network = runtimeapi.NamespaceMode_NODE },
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := pt.usernsPod(strings.ReplaceAll(tc.name, " ", "-"))
 			tc.edit(pod.Linux.SecurityContext.NamespaceOptions)
 			_, err := pt.cri.RunPodSandbox(pt.ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
-			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "userns_options") {
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) ||
+				!strings.Contains(err.Error(), "userns_options") {
 				t.Errorf("want InvalidArgument naming userns_options and %q, got %v", tc.want, err)
 			}
 		})
@@ -210,7 +289,10 @@ func TestUserNamespaceBadInput(t *testing.T) {
 	c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{
 		Mode: runtimeapi.NamespaceMode_POD, Uids: []*runtimeapi.IDMapping{{HostId: 1, Length: 1}}, Gids: usernsMapping(),
 	}
-	_, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: c, SandboxConfig: pod})
+	_, err := pt.cri.CreateContainer(
+		pt.ctx,
+		&runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: c, SandboxConfig: pod},
+	)
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "differs from the pod's") {
 		t.Errorf("a container with other mappings than its pod: want InvalidArgument, got %v", err)
 	}
@@ -226,7 +308,10 @@ func (pt *podTest) pid(id string) int {
 	var info struct {
 		Pid int `json:"pid"`
 	}
-	resp, err := pt.cri.ContainerStatus(pt.ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	resp, err := pt.cri.ContainerStatus(
+		pt.ctx,
+		&runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true},
+	)
 	if err != nil {
 		pt.t.Fatal(err)
 	}

@@ -110,7 +110,10 @@ func (e *specEditor) AddOrReplaceLinuxNamespace(ns, path string) error {
 
 func (e *specEditor) RemoveLinuxNamespace(ns string) error {
 	l := e.linux()
-	l.Namespaces = slices.DeleteFunc(l.Namespaces, func(x specs.LinuxNamespace) bool { return x.Type == specs.LinuxNamespaceType(ns) })
+	l.Namespaces = slices.DeleteFunc(
+		l.Namespaces,
+		func(x specs.LinuxNamespace) bool { return x.Type == specs.LinuxNamespaceType(ns) },
+	)
 	return nil
 }
 
@@ -136,12 +139,18 @@ func (e *specEditor) SetProcessOOMScoreAdj(adj int) { e.process().OOMScoreAdj = 
 
 func (e *specEditor) AddLinuxResourcesDevice(allow bool, typ string, major, minor *int64, access string) {
 	r := e.resources()
-	r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: allow, Type: typ, Major: major, Minor: minor, Access: access})
+	r.Devices = append(
+		r.Devices,
+		specs.LinuxDeviceCgroup{Allow: allow, Type: typ, Major: major, Minor: minor, Access: access},
+	)
 }
 
 func (e *specEditor) AddLinuxResourcesHugepageLimit(pageSize string, limit uint64) {
 	r := e.resources()
-	r.HugepageLimits = slices.DeleteFunc(r.HugepageLimits, func(h specs.LinuxHugepageLimit) bool { return h.Pagesize == pageSize })
+	r.HugepageLimits = slices.DeleteFunc(
+		r.HugepageLimits,
+		func(h specs.LinuxHugepageLimit) bool { return h.Pagesize == pageSize },
+	)
 	r.HugepageLimits = append(r.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: pageSize, Limit: limit})
 }
 

@@ -59,7 +59,12 @@ func New(cfg Config, rt Runtime, name, version string, log *slog.Logger) (*Manag
 		}
 		if len(updates) > 0 {
 			if failed, err := rt.UpdateContainers(ctx, updates); err != nil || len(failed) > 0 {
-				return fmt.Errorf("applying %d plugin updates at synchronization: %d failed: %v", len(updates), len(failed), err)
+				return fmt.Errorf(
+					"applying %d plugin updates at synchronization: %d failed: %v",
+					len(updates),
+					len(failed),
+					err,
+				)
 			}
 		}
 		return nil
@@ -140,7 +145,11 @@ func (m *Manager) RemovePodSandbox(ctx context.Context, pod *api.PodSandbox) err
 
 // CreateContainer asks plugins for adjustments to a container being
 // created and for updates to other containers.
-func (m *Manager) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.CreateContainerResponse, error) {
+func (m *Manager) CreateContainer(
+	ctx context.Context,
+	pod *api.PodSandbox,
+	ctr *api.Container,
+) (*api.CreateContainerResponse, error) {
 	if m == nil {
 		return &api.CreateContainerResponse{}, nil
 	}
@@ -174,11 +183,19 @@ func (m *Manager) PostStartContainer(ctx context.Context, pod *api.PodSandbox, c
 
 // UpdateContainer asks plugins about new resources for a container; the
 // answer carries their changes to it and updates to others.
-func (m *Manager) UpdateContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container, res *api.LinuxResources) (*api.UpdateContainerResponse, error) {
+func (m *Manager) UpdateContainer(
+	ctx context.Context,
+	pod *api.PodSandbox,
+	ctr *api.Container,
+	res *api.LinuxResources,
+) (*api.UpdateContainerResponse, error) {
 	if m == nil {
 		return &api.UpdateContainerResponse{}, nil
 	}
-	return m.a.UpdateContainer(ctx, &api.UpdateContainerRequest{Pod: pod, Container: ctr, LinuxResources: res})
+	return m.a.UpdateContainer(
+		ctx,
+		&api.UpdateContainerRequest{Pod: pod, Container: ctr, LinuxResources: res},
+	)
 }
 
 // PostUpdateContainer tells plugins a container's resources changed.
@@ -191,7 +208,11 @@ func (m *Manager) PostUpdateContainer(ctx context.Context, pod *api.PodSandbox, 
 
 // StopContainer tells plugins a container stopped (asked to, or on its
 // own); their answer may update other containers.
-func (m *Manager) StopContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.StopContainerResponse, error) {
+func (m *Manager) StopContainer(
+	ctx context.Context,
+	pod *api.PodSandbox,
+	ctr *api.Container,
+) (*api.StopContainerResponse, error) {
 	if m == nil {
 		return &api.StopContainerResponse{}, nil
 	}
@@ -226,11 +247,18 @@ func (m *Manager) Serve(ctx context.Context) error {
 
 // UpdatePodSandbox tells plugins a pod's resources are changing; an error
 // fails the update.
-func (m *Manager) UpdatePodSandbox(ctx context.Context, pod *api.PodSandbox, overhead, res *api.LinuxResources) error {
+func (m *Manager) UpdatePodSandbox(
+	ctx context.Context,
+	pod *api.PodSandbox,
+	overhead, res *api.LinuxResources,
+) error {
 	if m == nil {
 		return nil
 	}
-	_, err := m.a.UpdatePodSandbox(ctx, &api.UpdatePodSandboxRequest{Pod: pod, OverheadLinuxResources: overhead, LinuxResources: res})
+	_, err := m.a.UpdatePodSandbox(
+		ctx,
+		&api.UpdatePodSandboxRequest{Pod: pod, OverheadLinuxResources: overhead, LinuxResources: res},
+	)
 	return err
 }
 
