@@ -72,19 +72,20 @@ func takeLock(f *os.File) error {
 const orphanLockWait = 5 * time.Second
 
 // holderExiting reports whether the lock on f is held by a process that
-// is gone or a zombie.
+// is gone or a zombie, or no longer held.
 func holderExiting(f *os.File) bool {
+	pid, held := lockOwner(f)
+	return !held || procfs.Exiting(pid)
+}
+
+// lockOwner returns the process the kernel reports as holding the lock on
+// f.
+func lockOwner(f *os.File) (pid int, held bool) {
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
 	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
-		return true // released meanwhile: try again
+		return 0, false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", lk.Pid))
-	if err != nil {
-		return true
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
+	return int(lk.Pid), true
 }
 
 // killLeftoverForks kills processes that still have the run-root lock
@@ -103,11 +104,11 @@ func killLeftoverForks(lockPath string, log *slog.Logger) {
 // lockHolder names the process holding the lock on f, as the kernel
 // reports it.
 func lockHolder(f *os.File) string {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
+	pid, held := lockOwner(f)
+	if !held {
 		return "unknown"
 	}
-	return procfs.Describe(int(lk.Pid))
+	return procfs.Describe(pid)
 }
 
 // bootState is what the version files tell about the node.

@@ -53,18 +53,34 @@ func SameExecutable(pid int) bool {
 // Describe names a process for an error message: "pid (comm, parent
 // ppid)", or just the pid when it is gone.
 func Describe(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, ok := readStat(pid)
+	if !ok {
+		return strconv.Itoa(pid)
+	}
+	return fmt.Sprintf("%d (%s, parent %s)", pid, st.comm, st.ppid)
+}
+
+// Exiting reports whether process pid is gone or a zombie.
+func Exiting(pid int) bool {
+	st, ok := readStat(pid)
+	return !ok || st.state == "Z" || st.state == "X"
+}
+
+// stat is what the daemon reads of /proc/<pid>/stat.
+type stat struct{ comm, state, ppid string }
+
+// readStat parses /proc/<pid>/stat; the command name may hold spaces and
+// parentheses, so it is taken up to the last ')'.
+func readStat(pid int) (stat, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return strconv.Itoa(pid)
+		return stat{}, false
 	}
-	s := string(stat)
+	s := string(data)
 	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return strconv.Itoa(pid)
+	rest := strings.Fields(s[closing+1:])
+	if open < 0 || closing < open || len(rest) < 2 {
+		return stat{}, false
 	}
-	ppid := "?"
-	if rest := strings.Fields(s[closing+1:]); len(rest) > 1 {
-		ppid = rest[1]
-	}
-	return fmt.Sprintf("%d (%s, parent %s)", pid, s[open+1:closing], ppid)
+	return stat{comm: s[open+1 : closing], state: rest[0], ppid: rest[1]}, true
 }

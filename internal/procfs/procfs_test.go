@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHoldersAndDescribe(t *testing.T) {
@@ -36,5 +37,29 @@ func TestHoldersAndDescribe(t *testing.T) {
 	}
 	if d := Describe(1 << 30); d != fmt.Sprint(1<<30) {
 		t.Errorf("Describe of a missing process = %q", d)
+	}
+}
+
+func TestExiting(t *testing.T) {
+	if Exiting(os.Getpid()) {
+		t.Error("this process reads as exiting")
+	}
+	child := exec.Command("true")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := child.Process.Pid
+	for range 100 { // a zombie until waited for
+		if Exiting(pid) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !Exiting(pid) {
+		t.Errorf("an exited, unwaited child does not read as exiting")
+	}
+	child.Wait()
+	if !Exiting(pid) {
+		t.Errorf("a reaped process does not read as exiting")
 	}
 }
