@@ -97,6 +97,18 @@ func waitStart(t *testing.T, f *fake) {
 	}
 }
 
+// waitFor polls cond until it holds, failing the test after five seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestRestartAfterFailureAndPanic(t *testing.T) {
 	tree, sink := startTree(t, nil)
 	svc := newFake("worker")
@@ -109,14 +121,14 @@ func TestRestartAfterFailureAndPanic(t *testing.T) {
 	svc.cmds <- "panic"
 	waitStart(t, svc)
 
+	// suture reports a failure to the hook while it restarts the service,
+	// so the new run can start before the hook has logged and counted.
+	for _, want := range []string{"Service failed", "told to fail", "Service panicked", "told to panic"} {
+		waitFor(t, "log line "+want, func() bool { return strings.Contains(sink.String(), want) })
+	}
 	st, _ := tree.States().Get("worker")
 	if st.Restarts != 2 || st.Panics != 1 || st.State != StateRunning {
 		t.Fatalf("state after a failure and a panic: %+v", st)
-	}
-	for _, want := range []string{"Service failed", "told to fail", "Service panicked", "told to panic"} {
-		if !strings.Contains(sink.String(), want) {
-			t.Errorf("log lacks %q", want)
-		}
 	}
 	tree.Stop()
 	cancel()
