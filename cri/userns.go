@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/internal/nsfile"
 	"github.com/arbor-cri/arbor/oci/spec"
 	"github.com/arbor-cri/arbor/sandbox"
 	"github.com/arbor-cri/arbor/store"
@@ -242,7 +243,7 @@ func unstageIDMappedMounts(dir string) error {
 	var errs []error
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
-		if err := sandbox.UnmountAll(p); err != nil {
+		if err := nsfile.UnmountAll(p); err != nil {
 			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
 			continue
 		}

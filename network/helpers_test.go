@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsthread"
 )
 
 // requireRoot skips tests that need namespaces, mounts and iptables.
@@ -177,7 +179,7 @@ func newPod(t *testing.T, m *Manager, name string) Pod {
 
 // inNetNS runs fn on a locked thread inside the netns at path.
 func inNetNS(path string, fn func() error) error {
-	return onLockedThread(func() error {
+	return nsthread.Run(func() error {
 		f, err := os.Open(path)
 		if err != nil {
 			return err

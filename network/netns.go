@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsfile"
+	"github.com/arbor-cri/arbor/internal/nsthread"
 )
 
 // NewNetNS creates a new network namespace that outlives any process, bind
@@ -20,7 +22,7 @@ func (m *Manager) NewNetNS(id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := onLockedThread(func() error { return bindNewNetNS(path) }); err != nil {
+	if err := nsthread.Run(func() error { return bindNewNetNS(path) }); err != nil {
 		os.Remove(path)
 		return "", err
 	}
@@ -72,7 +74,7 @@ func (m *Manager) RemoveNetNS(path string) error {
 	if filepath.Dir(filepath.Clean(path)) != filepath.Clean(m.cfg.NetNSDir) {
 		return fmt.Errorf("removing netns %s: not in %s", path, m.cfg.NetNSDir)
 	}
-	if err := unmountAll(path); err != nil {
+	if err := nsfile.UnmountAll(path); err != nil {
 		return fmt.Errorf("unmounting netns %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -89,70 +91,15 @@ func validateNetNSName(id string) error {
 	return nil
 }
 
-// onLockedThread runs fn on a locked OS thread of a new goroutine, then puts
-// the thread back into its original network namespace. If that fails, the
-// thread stays locked so the runtime discards it when the goroutine exits.
-func onLockedThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- runRestoringNetNS(fn)
-	}()
-	return <-errc
-}
-
-// runRestoringNetNS runs fn and unlocks the calling (locked) thread only if
-// the thread's network namespace could be restored.
-func runRestoringNetNS(fn func() error) error {
-	orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", unix.Getpid(), unix.Gettid()))
-	if err != nil {
-		return fmt.Errorf("opening current network namespace: %w", err)
-	}
-	defer orig.Close()
-	ferr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
-		runtime.UnlockOSThread()
-	}
-	return ferr
-}
-
 // bindNewNetNS moves the calling (locked) thread into a new network
 // namespace and bind mounts that namespace onto path.
 func bindNewNetNS(path string) error {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unsharing network namespace: %w", err)
 	}
-	src := fmt.Sprintf("/proc/%d/task/%d/ns/net", unix.Getpid(), unix.Gettid())
+	src := nsfile.ThreadPath("net")
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind mounting network namespace: %w", err)
 	}
 	return nil
-}
-
-// unmountAll removes every mount stacked on path.
-func unmountAll(path string) error {
-	for range 16 {
-		err := unix.Unmount(path, unix.MNT_DETACH)
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
-			return nil
-		default:
-			return err
-		}
-	}
-	return errors.New("too many stacked mounts")
-}
-
-// isNetNS reports whether path is a mounted network namespace.
-func isNetNS(path string) bool {
-	if path == "" {
-		return false
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return false
-	}
-	return st.Type == unix.NSFS_MAGIC
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsfile"
 )
 
 func TestNetNSLifecycle(t *testing.T) {
@@ -16,7 +18,7 @@ func TestNetNSLifecycle(t *testing.T) {
 		t.Fatalf("NewNetNS: %v", err)
 	}
 	t.Cleanup(func() { m.RemoveNetNS(path) })
-	if path != filepath.Join(m.Config().NetNSDir, "pod-a") || !mounted(t, path) || !isNetNS(path) {
+	if path != filepath.Join(m.Config().NetNSDir, "pod-a") || !mounted(t, path) || !nsfile.IsPinned(path) {
 		t.Fatalf("netns %s not mounted as nsfs", path)
 	}
 	if inode(t, path) == inode(t, "/proc/self/ns/net") {
@@ -28,7 +30,7 @@ func TestNetNSLifecycle(t *testing.T) {
 	if _, err := m.NewNetNS("pod-a"); err == nil {
 		t.Fatal("second NewNetNS with the same id succeeded")
 	}
-	if !isNetNS(path) {
+	if !nsfile.IsPinned(path) {
 		t.Fatal("failed duplicate NewNetNS broke the existing netns")
 	}
 	for range 2 {

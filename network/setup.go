@@ -8,6 +8,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/arbor-cri/arbor/internal/nsfile"
 )
 
 // attachment is one network a pod is (or may be) attached to.
@@ -25,7 +27,7 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (Result, error) {
 	if err := pod.validate(); err != nil {
 		return Result{}, err
 	}
-	if !isNetNS(pod.NetNSPath) {
+	if !nsfile.IsPinned(pod.NetNSPath) {
 		return Result{}, fmt.Errorf("setting up pod network: %q is not a network namespace", pod.NetNSPath)
 	}
 	unlock := m.locks.lock(pod.ID)
@@ -111,7 +113,7 @@ func (m *Manager) Teardown(ctx context.Context, pod Pod) error {
 	unlock := m.locks.lock(pod.ID)
 	defer unlock()
 	netns := ""
-	if isNetNS(pod.NetNSPath) {
+	if nsfile.IsPinned(pod.NetNSPath) {
 		netns = pod.NetNSPath
 	}
 	var errs []error
@@ -184,7 +186,7 @@ func (m *Manager) Status(ctx context.Context, pod Pod) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if !isNetNS(pod.NetNSPath) {
+	if !nsfile.IsPinned(pod.NetNSPath) {
 		return Result{}, fmt.Errorf("pod %s network namespace %q is gone", pod.ID, pod.NetNSPath)
 	}
 	r, err := m.cni.GetNetworkListCachedResult(a.list, a.rt)

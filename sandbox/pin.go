@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/arbor-cri/arbor/internal/nsfile"
+	"github.com/arbor-cri/arbor/internal/nsthread"
 	"github.com/arbor-cri/arbor/oci/spec"
 )
 
@@ -244,7 +246,7 @@ func pinNew(dir string, kinds []nsKind, setup func() error) (map[string]string, 
 		made = append(made, p)
 		paths[k.name] = p
 	}
-	if err := onThrowawayThread(func() error { return unshareAndBind(kinds, paths, setup) }); err != nil {
+	if err := nsthread.Run(func() error { return unshareAndBind(kinds, paths, setup) }); err != nil {
 		rollback()
 		return nil, err
 	}
@@ -274,7 +276,7 @@ func unshareAndBind(kinds []nsKind, paths map[string]string, setup func() error)
 		return err
 	}
 	for _, k := range kinds {
-		if err := unix.Mount(threadNSPath(k.name), paths[k.name], "none", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(nsfile.ThreadPath(k.name), paths[k.name], "none", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind mounting %s namespace: %w", k.name, err)
 		}
 	}
@@ -306,7 +308,7 @@ func UnpinNamespaces(ns Namespaces) error {
 
 // unpinFile unmounts and removes one namespace file.
 func unpinFile(path string) error {
-	if err := unmountAll(path); err != nil {
+	if err := nsfile.UnmountAll(path); err != nil {
 		return err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/nsfile"
 )
 
 // pinTestNetNS pins a fresh network namespace at dir/net with the same
@@ -138,7 +140,7 @@ func TestPinNamespacesModes(t *testing.T) {
 				t.Fatalf("UnpinNamespaces: %v", err)
 			}
 			requireNoMounts(t, nsDir)
-			if tc.callback && !isNamespaceFile(cbPath) {
+			if tc.callback && !nsfile.IsPinned(cbPath) {
 				t.Errorf("UnpinNamespaces removed the caller's netns %s", cbPath)
 			}
 			if entries, _ := os.ReadDir(nsDir); len(entries) != 0 {
@@ -158,7 +160,7 @@ func checkPinned(t *testing.T, kind, path string, want bool) {
 		}
 		return
 	}
-	if !isNamespaceFile(path) {
+	if !nsfile.IsPinned(path) {
 		t.Errorf("%s path %q is not a mounted namespace", kind, path)
 	}
 }
@@ -171,8 +173,8 @@ func TestPinNamespacesRollback(t *testing.T) {
 		var pinnedBefore bool
 		_, err := PinNamespaces(context.Background(), Options{ID: "pod", NsDir: nsDir,
 			NewNetNS: func(string) (string, error) {
-				pinnedBefore = isNamespaceFile(filepath.Join(nsDir, "pod", "ipc")) &&
-					isNamespaceFile(filepath.Join(nsDir, "pod", "uts"))
+				pinnedBefore = nsfile.IsPinned(filepath.Join(nsDir, "pod", "ipc")) &&
+					nsfile.IsPinned(filepath.Join(nsDir, "pod", "uts"))
 				return "", boom
 			}})
 		if !errors.Is(err, boom) {

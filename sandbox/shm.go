@@ -9,6 +9,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsfile"
 )
 
 // DefaultShmSize is the size of a pod's /dev/shm when none is given:
@@ -66,7 +68,7 @@ func mountTmpfs(path string, sizeBytes int64) error {
 // UnmountShm unmounts the pod's shm at path and removes the folder. It
 // succeeds when both are already gone.
 func UnmountShm(path string) error {
-	if err := unmountAll(path); err != nil {
+	if err := nsfile.UnmountAll(path); err != nil {
 		return fmt.Errorf("unmounting shm at %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/arbor-cri/arbor/internal/nsthread"
 	"github.com/arbor-cri/arbor/oci/spec"
 )
 
@@ -93,7 +94,7 @@ func applyIn(nsPath string, k nsKind, values map[string]string) error {
 	if nsPath == "" {
 		return fmt.Errorf("applying sysctl %q: pod has no %s namespace of its own", names[0], k.name)
 	}
-	return onThrowawayThread(func() error {
+	return nsthread.Run(func() error {
 		if err := joinNamespace(nsPath, k.flag); err != nil {
 			return fmt.Errorf("applying sysctls: %w", err)
 		}

@@ -11,6 +11,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage/pkg/reexec"
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsthread"
 )
 
 // UserNS is the ID mapping of a pod's own user namespace: host IDs
@@ -136,7 +138,7 @@ func setHostnameIn(path, name string) error {
 	if name == "" || path == "" {
 		return nil
 	}
-	return onThrowawayThread(func() error {
+	return nsthread.Run(func() error {
 		if err := joinNamespace(path, unix.CLONE_NEWUTS); err != nil {
 			return err
 		}
@@ -172,10 +174,6 @@ func IDMappedMount(source, target, usernsPath string) error {
 	}
 	return nil
 }
-
-// UnmountAll detaches every mount stacked on path; a path that is not a
-// mount point, or is missing, is fine.
-func UnmountAll(path string) error { return unmountAll(path) }
 
 // ProbeUserNS reports whether this kernel and process can make a pod user
 // namespace with its own network, IPC and UTS namespaces, by making one

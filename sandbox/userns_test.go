@@ -10,6 +10,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/nsfile"
 )
 
 const testHostID = 300000
@@ -105,7 +107,7 @@ func TestIDMappedMount(t *testing.T) {
 	if err := IDMappedMount(src, target, ns.User); err != nil {
 		t.Fatal(err)
 	}
-	defer UnmountAll(target)
+	defer nsfile.UnmountAll(target)
 	fi, err := os.Stat(filepath.Join(target, "f"))
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +115,7 @@ func TestIDMappedMount(t *testing.T) {
 	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != testHostID+5 {
 		t.Errorf("uid through the ID-mapped mount = %d, want %d", uid, testHostID+5)
 	}
-	if err := UnmountAll(target); err != nil {
+	if err := nsfile.UnmountAll(target); err != nil {
 		t.Fatal(err)
 	}
 	requireNoMounts(t, target)
