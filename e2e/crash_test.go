@@ -101,7 +101,8 @@ func TestRestartWith20Pods(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			victim := pt.createAndStart(pods[0].podID, pods[0].cfg,
-				pt.ctrConfig("victim-"+strings.ToLower(sig.String()), "trap 'exit 7' TERM; sleep 3600 & wait"))
+				pt.ctrConfig("victim-"+strings.ToLower(sig.String()), trapScript))
+			pt.waitReady(victim)
 			if err := pt.d.Signal(sig); err != nil {
 				t.Fatal(err)
 			}

@@ -126,6 +126,29 @@ func (pt *podTest) status(id string) *runtimeapi.ContainerStatus {
 	return resp.GetStatus()
 }
 
+// trapScript is a container command that exits 7 on SIGTERM. It runs as
+// PID 1 of its PID namespace, which ignores SIGTERM until the shell has
+// set its trap: it creates /tmp/ready after the trap, and waitReady waits
+// for that before anyone sends the signal.
+const trapScript = "trap 'exit 7' TERM; touch /tmp/ready; sleep 3600 & wait"
+
+// waitReady waits until a container running trapScript has set its trap.
+func (pt *podTest) waitReady(id string) {
+	pt.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := pt.cri.ExecSync(pt.ctx, &runtimeapi.ExecSyncRequest{
+			ContainerId: id, Cmd: []string{"test", "-f", "/tmp/ready"}, Timeout: 10})
+		if err == nil && resp.GetExitCode() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			pt.t.Fatalf("container %s did not set its SIGTERM trap: %v, exit %d", id, err, resp.GetExitCode())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitExit waits until the container has exited and returns its status.
 func (pt *podTest) waitExit(id string) *runtimeapi.ContainerStatus {
 	pt.t.Helper()

@@ -46,9 +46,8 @@ func TestRestoreAfterKill(t *testing.T) {
 			pod := pt.podConfig("survivor")
 			podID := pt.runPod(pod)
 			keep := pt.createAndStart(podID, pod, pt.ctrConfig("keep", "sleep 3600"))
-			victim := pt.createAndStart(podID, pod, pt.ctrConfig("victim", "trap 'exit 7' TERM; sleep 3600 & wait"))
-			victimPid := pt.status(victim)
-			_ = victimPid
+			victim := pt.createAndStart(podID, pod, pt.ctrConfig("victim", trapScript))
+			pt.waitReady(victim)
 
 			if err := pt.d.Signal(sig); err != nil {
 				t.Fatal(err)
