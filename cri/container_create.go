@@ -94,12 +94,17 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	if err := s.Store.SaveContainer(c); err != nil {
 		return nil, err
 	}
-	s.Store.Containers.Add(c.ID, c)
+	// As for a pod: parked as it is listed when its client gave up.
+	gone := clientCtx.Err()
+	if gone != nil {
+		s.parkContainer(ctx, c, req)
+	} else {
+		s.Store.Containers.Add(c.ID, c)
+	}
 	s.publish(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
 	u.release()
-	if clientCtx.Err() != nil {
-		s.parkContainer(ctx, c, req)
-		return nil, clientCtx.Err()
+	if gone != nil {
+		return nil, gone
 	}
 	Logger(ctx).Info("Container created", "container_id", c.ID, "pod_sandbox_id", pod.ID, "name", c.Name)
 	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil

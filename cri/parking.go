@@ -33,10 +33,15 @@ type parkedCar struct {
 	timer   *time.Timer
 }
 
-func (l *parkingLot) park(key, id string, req proto.Message, expire func()) {
+// park lists the object (list adds it to its index) and parks it, in one
+// step under the lot's lock: a retry that can see the object can also
+// claim it, and one that comes before gets a name conflict as during the
+// create.
+func (l *parkingLot) park(key, id string, req proto.Message, list, expire func()) {
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	list()
 	if l.cars == nil {
 		l.cars = map[string]*parkedCar{}
 	}
@@ -93,18 +98,22 @@ func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 }
 
-// parkPod keeps a pod whose client went away; unclaimed, it is removed.
+// parkPod lists a pod whose client went away and keeps it for the retry;
+// unclaimed, it is removed. It logs once the pod can be claimed.
 func (s *RuntimeServer) parkPod(ctx context.Context, p store.Pod, req proto.Message) {
+	s.parking.park("pod/"+p.Name, p.ID, req, func() { s.Store.Pods.Add(p.ID, p) },
+		func() { s.removeUnclaimedPod(p.ID) })
 	Logger(ctx).Warn("Client gave up before the pod was ready; keeping it for a retry",
 		"pod_sandbox_id", p.ID, "window", parkWindow)
-	s.parking.park("pod/"+p.Name, p.ID, req, func() { s.removeUnclaimedPod(p.ID) })
 }
 
-// parkContainer keeps a container whose client went away.
+// parkContainer lists a container whose client went away and keeps it
+// for the retry, as parkPod does.
 func (s *RuntimeServer) parkContainer(ctx context.Context, c store.Container, req proto.Message) {
+	s.parking.park("container/"+c.Name, c.ID, req, func() { s.Store.Containers.Add(c.ID, c) },
+		func() { s.removeUnclaimedContainer(c.ID) })
 	Logger(ctx).Warn("Client gave up before the container was created; keeping it for a retry",
 		"container_id", c.ID, "window", parkWindow)
-	s.parking.park("container/"+c.Name, c.ID, req, func() { s.removeUnclaimedContainer(c.ID) })
 }
 
 func (s *RuntimeServer) removeUnclaimedPod(id string) {

@@ -87,13 +87,19 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	if err := s.Store.SavePod(p); err != nil {
 		return nil, err
 	}
-	s.Store.Pods.Add(p.ID, p)
+	// A client that gave up gets its pod parked as it is listed, so that
+	// its retry finds it.
+	gone := clientCtx.Err()
+	if gone != nil {
+		s.parkPod(ctx, p, req)
+	} else {
+		s.Store.Pods.Add(p.ID, p)
+	}
 	u.release()
 	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, p)
 	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, p)
-	if clientCtx.Err() != nil {
-		s.parkPod(ctx, p, req)
-		return nil, clientCtx.Err()
+	if gone != nil {
+		return nil, gone
 	}
 	Logger(ctx).Info("Pod sandbox ready", "pod_sandbox_id", p.ID, "name", p.Name, "ips", p.IPs, "infra", p.InfraID != "")
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +26,8 @@ func TestRetryGetsTheParkedPod(t *testing.T) {
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("the first call must time out, got %v", err)
 	}
-	if err := pt.d.WaitLog("keeping it for a retry", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	// The daemon logs this once the pod is listed and parked.
+	waitParked(t, pt, 1)
 	parked := onlyPod(t, pt)
 
 	resp, err := pt.cri.RunPodSandbox(pt.ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
@@ -48,7 +48,7 @@ func TestRetryGetsTheParkedPod(t *testing.T) {
 	ctx, cancel = context.WithTimeout(pt.ctx, 500*time.Millisecond)
 	_, _ = pt.cri.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
 	cancel()
-	waitFor(t, "the second pod to be parked", func() bool { return countPods(t, pt) == 1 })
+	waitParked(t, pt, 2)
 	first := onlyPod(t, pt)
 	changed := pt.podConfig("slow")
 	changed.Labels["changed"] = "yes"
@@ -60,6 +60,20 @@ func TestRetryGetsTheParkedPod(t *testing.T) {
 		t.Fatalf("the parked pod was not removed: %d pods", n)
 	}
 	pt.finish()
+}
+
+// waitParked waits until the daemon has parked n objects in all: it logs
+// each once the object is listed and can be claimed by a retry.
+func waitParked(t *testing.T, pt *podTest, n int) {
+	t.Helper()
+	const parkedLine = "keeping it for a retry"
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(pt.d.Log(), parkedLine) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not log %q %d times:\n%s", parkedLine, n, pt.d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func countPods(t *testing.T, pt *podTest) int {
