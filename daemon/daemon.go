@@ -39,8 +39,10 @@ import (
 	"github.com/arbor-cri/arbor/version"
 )
 
-// traceFlushTimeout bounds sending the last spans at stop.
-const traceFlushTimeout = time.Second
+// traceFlushTimeout bounds sending the last spans at stop: enough for a
+// live collector on a busy machine, short enough that one that is down
+// holds the stop up only a little.
+const traceFlushTimeout = 3 * time.Second
 
 // Options are what cmd/arbor hands to the daemon.
 type Options struct {

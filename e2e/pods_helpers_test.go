@@ -24,13 +24,21 @@ type podTest struct {
 	ctx    context.Context
 	cgroup string   // cgroup parent of the test's pods, marked for the leak check
 	args   []string // daemon flags, kept for restarts
+	vars   []string // extra daemon environment, kept for restarts
 }
 
 func newPodTest(t testing.TB, args ...string) *podTest {
 	t.Helper()
+	return newPodTestEnv(t, nil, args...)
+}
+
+// newPodTestEnv is newPodTest with extra environment (NAME=value) for the
+// daemon.
+func newPodTestEnv(t testing.TB, vars []string, args ...string) *podTest {
+	t.Helper()
 	env := sharedEnv(t)
-	d := harness.Start(t, harness.Options{Shared: env, Args: args})
-	pt := &podTest{t: t, d: d, cri: d.Client(t), env: env, ctx: context.Background(), args: args,
+	d := harness.Start(t, harness.Options{Shared: env, Args: args, Env: vars})
+	pt := &podTest{t: t, d: d, cri: d.Client(t), env: env, ctx: context.Background(), args: args, vars: vars,
 		cgroup: "/" + harness.TestMarker + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))}
 	harness.RememberCgroup(pt.cgroup)
 	t.Cleanup(pt.removePods) // a failed test still leaves nothing behind

@@ -21,7 +21,7 @@ import (
 func (pt *podTest) restart(t *testing.T) time.Duration {
 	t.Helper()
 	start := time.Now()
-	d, err := harness.Launch(pt.t, harness.Options{Shared: pt.env, Dir: pt.d.Dir, Args: pt.args})
+	d, err := harness.Launch(pt.t, harness.Options{Shared: pt.env, Dir: pt.d.Dir, Args: pt.args, Env: pt.vars})
 	if err != nil {
 		t.Fatal(err)
 	}

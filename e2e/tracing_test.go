@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -60,6 +61,23 @@ func (c *collector) byName(name string) []collected {
 	return out
 }
 
+// missing returns those of names that no recorded span has.
+func (c *collector) missing(names []string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	have := map[string]bool{}
+	for _, s := range c.spans {
+		have[s.span.GetName()] = true
+	}
+	var out []string
+	for _, n := range names {
+		if !have[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (c *collector) names() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -95,16 +113,17 @@ func startCollector(t *testing.T) (*collector, string) {
 }
 
 // TestTracing runs a pod and a container with every call sampled and
-// checks that, once the daemon stopped (flushing on SIGTERM), the
-// collector holds a span for each create RPC with a child per step.
+// checks that the collector holds a span for each create RPC with a child
+// per step. The daemon exports a batch every 100 ms (not every 5 s): the
+// test waits for the spans while the daemon runs rather than relying on
+// the bounded flush at stop.
 func TestTracing(t *testing.T) {
 	col, addr := startCollector(t)
-	pt := newPodTest(t, "--enable-tracing", "--tracing-endpoint", addr,
+	pt := newPodTestEnv(t, []string{"OTEL_BSP_SCHEDULE_DELAY=100"}, "--enable-tracing", "--tracing-endpoint", addr,
 		"--tracing-sampling-rate-per-million", "1000000")
 	pod := pt.podConfig("traced")
 	podID := pt.runPod(pod)
 	pt.createAndStart(podID, pod, pt.ctrConfig("sleeper", "sleep 3600"))
-	pt.finish()
 
 	cases := []struct {
 		rpc   string
@@ -115,6 +134,23 @@ func TestTracing(t *testing.T) {
 		{"CreateContainer", []string{"resolving image", "creating rootfs", "mounting image volumes",
 			"writing bundle", "creating process"}},
 	}
+	// Every span has ended by now; wait until each was exported.
+	want := []string{}
+	for _, tc := range cases {
+		want = append(want, "runtime.v1.RuntimeService/"+tc.rpc)
+		for _, step := range tc.steps {
+			want = append(want, tc.rpc+"/"+step)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for missing := col.missing(want); len(missing) > 0; missing = col.missing(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("spans not exported within 30s: %v; got %v", missing, col.names())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pt.finish()
+
 	for _, tc := range cases {
 		t.Run(tc.rpc, func(t *testing.T) {
 			rpcs := col.byName("runtime.v1.RuntimeService/" + tc.rpc)
