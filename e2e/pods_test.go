@@ -186,10 +186,49 @@ func TestHostNetwork(t *testing.T) {
 	if out := strings.TrimSpace(pt.exec(id, "hostname")); out != host {
 		t.Errorf("hostname in a host-network pod = %q, want %q", out, host)
 	}
-	if out := pt.exec(id, "cat", "/proc/net/dev"); !strings.Contains(out, pt.env.Bridge) {
-		t.Errorf("the host's interfaces are not visible:\n%s", out)
+	// The same network namespace as the host (this test process)...
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := strings.TrimSpace(pt.exec(id, "readlink", "/proc/self/ns/net")); out != hostNS {
+		t.Errorf("network namespace in a host-network pod = %q, the host's is %q", out, hostNS)
+	}
+	// ...so the host's interfaces are there: each one that exists both
+	// before and after the look (other tests may add and remove some).
+	before := netDevNames(t, readFile(t, "/proc/net/dev"))
+	inPod := netDevNames(t, pt.exec(id, "cat", "/proc/net/dev"))
+	after := netDevNames(t, readFile(t, "/proc/net/dev"))
+	for name := range before {
+		if after[name] && !inPod[name] {
+			t.Errorf("the host's interface %s is not visible in the pod; it sees %v", name, inPod)
+		}
 	}
 	pt.finish()
+}
+
+// netDevNames returns the interface names of a /proc/net/dev text.
+func netDevNames(t *testing.T, text string) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && !strings.Contains(name, "|") {
+			names[strings.TrimSpace(name)] = true
+		}
+	}
+	if !names["lo"] {
+		t.Fatalf("no lo in /proc/net/dev:\n%s", text)
+	}
+	return names
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestPortMappingAndLocalhost(t *testing.T) {
