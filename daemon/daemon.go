@@ -121,10 +121,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.buildTree(cfg)
 	treeCtx, cancelTree := context.WithCancel(ctx)
 	defer cancelTree()
+	sigs := catchSignals() // before the listener serves
 	treeDone := make(chan error, 1)
 	go func() { treeDone <- d.tree.Serve(treeCtx) }()
 
-	if err := d.waitForStop(ctx, treeDone); err != nil {
+	if err := d.waitForStop(ctx, treeDone, sigs); err != nil {
 		return err
 	}
 	d.stop(cancelTree, treeDone)

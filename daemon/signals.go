@@ -12,12 +12,21 @@ import (
 	"time"
 )
 
-// waitForStop handles signals until SIGTERM or SIGINT (nil) or until the
-// tree ends on its own (its error, which is fatal).
-func (d *Daemon) waitForStop(ctx context.Context, treeDone <-chan error) error {
+// catchSignals takes over the daemon's signals; waitForStop handles them.
+// Call it before the tree starts serving: a signal sent as soon as the
+// socket answers must not meet its default action (which ends the
+// process). Signals that arrive before waitForStop runs wait in the
+// channel's buffer.
+func catchSignals() chan os.Signal {
 	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	return sigs
+}
+
+// waitForStop handles the signals of catchSignals until SIGTERM or SIGINT
+// (nil) or until the tree ends on its own (its error, which is fatal).
+func (d *Daemon) waitForStop(ctx context.Context, treeDone <-chan error, sigs chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():

@@ -266,6 +266,35 @@ func TestSIGHUPReload(t *testing.T) {
 	d.Stop(t)
 }
 
+// TestSignalAsSoonAsTheSocketExists sends SIGHUP the moment the socket
+// file appears: the daemon must already handle it (a reload), not die of
+// the signal's default action.
+func TestSignalAsSoonAsTheSocketExists(t *testing.T) {
+	for round := range 10 {
+		d, err := harness.Launch(t, harness.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, err := os.Stat(d.Socket); err == nil {
+				break
+			}
+			if d.Exited() || time.Now().After(deadline) {
+				t.Fatalf("round %d: no socket\n%s", round, d.Log())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := d.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.WaitLog("Config reloaded", 5*time.Second); err != nil {
+			t.Fatalf("round %d: %v (exited: %v)\n%s", round, err, d.Exited(), d.Log())
+		}
+		d.Stop(t)
+	}
+}
+
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	d := harness.Start(t, harness.Options{})
 	took := d.Stop(t)
