@@ -35,6 +35,7 @@ func TestStatsAndEvents(t *testing.T) {
 			seen <- ev
 		}
 	}()
+	waitEventsLive(t, pt, seen)
 
 	pod := pt.podConfig("observed")
 	podID := pt.runPod(pod)
@@ -78,6 +79,45 @@ func TestStatsAndEvents(t *testing.T) {
 	}
 	cancel()
 	pt.finish()
+}
+
+// waitEventsLive waits until the server has subscribed the event stream
+// whose events arrive on seen: GetContainerEvents returns before it has,
+// and an event published in between is not sent. It runs throwaway pods
+// until an event of one arrives (their pod events; only the first
+// normally), and leaves no pod behind.
+func waitEventsLive(t *testing.T, pt *podTest, seen <-chan *runtimeapi.ContainerEventResponse) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		id := pt.runPod(pt.podConfig(fmt.Sprintf("events-probe-%d", i)))
+		live := false
+		wait := time.After(time.Second)
+	drain:
+		for {
+			select {
+			case ev, ok := <-seen:
+				if !ok {
+					t.Fatal("event stream ended")
+				}
+				if ev.GetContainerId() == id {
+					live = true
+					break drain
+				}
+			case <-wait:
+				break drain
+			}
+		}
+		if _, err := pt.cri.RemovePodSandbox(pt.ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+		if live {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event of a probe pod arrived: the event stream never went live")
+		}
+	}
 }
 
 func TestMetricsEndpoint(t *testing.T) {
