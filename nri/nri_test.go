@@ -56,10 +56,12 @@ func (emptyRuntime) UpdateContainers(context.Context, []*api.ContainerUpdate) ([
 	return nil, nil
 }
 
-// waitSocket waits until a unix socket at path accepts (up) or is gone.
+// waitSocket waits (up to 10 s, for a loaded machine) until a unix socket
+// at path accepts (up) or is gone.
 func waitSocket(t *testing.T, path string, up bool) {
 	t.Helper()
-	for range 200 {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		c, err := net.Dial("unix", path)
 		if c != nil {
 			c.Close()
@@ -67,7 +69,9 @@ func waitSocket(t *testing.T, path string, up bool) {
 		if (err == nil) == up {
 			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket %s: want up=%v, dial error %v", path, up, err)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("socket %s: want up=%v", path, up)
 }
