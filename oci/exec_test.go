@@ -170,9 +170,11 @@ func TestExecProcessTtyResize(t *testing.T) {
 	sizes := make(chan Size, 1)
 	sizes <- Size{Width: 100, Height: 40}
 	var out bytes.Buffer
-	// The first resize may land after stty runs, so stty waits a moment.
+	// The first resize may land after the command starts, so the command
+	// polls (for up to about 10 s) until the terminal has the new size.
+	script := `i=0; while [ "$(stty size)" != "40 100" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; stty size`
 	code, err := e.rt.ExecProcess(context.Background(), c.id, ExecOptions{
-		Cmd: []string{"sh", "-c", "sleep 1; stty size"}, Tty: true, Stdout: &out, Resize: sizes,
+		Cmd: []string{"sh", "-c", script}, Tty: true, Stdout: &out, Resize: sizes,
 	})
 	if err != nil || code != 0 {
 		t.Fatalf("ExecProcess = %d, %v", code, err)
