@@ -251,7 +251,8 @@ type slowProxy struct {
 
 	mu     sync.Mutex
 	start  time.Time
-	budget int64 // bytes scheduled since start
+	budget int64         // bytes scheduled since start
+	gate   chan struct{} // while not nil, answers wait for it to close (Hold)
 	conns  map[net.Conn]bool
 	closed chan struct{}
 	wg     sync.WaitGroup
@@ -274,12 +275,23 @@ func startSlowProxy(t *testing.T, target string, rate int64) *slowProxy {
 // Addr is the proxy's host:port.
 func (p *slowProxy) Addr() string { return p.ln.Addr().String() }
 
-// Hold sends nothing for the next d, then resumes at the rate: a setup
-// margin that lets concurrent callers gather before any answer arrives.
-func (p *slowProxy) Hold(d time.Duration) {
+// Hold sends nothing until the returned release is called, then resumes
+// at the rate: concurrent callers can gather before any answer arrives.
+// Requests still reach the registry; only the answers wait.
+func (p *slowProxy) Hold() (release func()) {
+	gate := make(chan struct{})
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.start, p.budget = time.Now().Add(d), 0
+	p.gate = gate
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.start, p.budget, p.gate = time.Now(), 0, nil
+			p.mu.Unlock()
+			close(gate)
+		})
+	}
 }
 
 // StopAccepting closes the listener: new connections are refused, open
@@ -380,9 +392,19 @@ func (p *slowProxy) copySlowly(dst io.Writer, src io.Reader) {
 	}
 }
 
-// wait sleeps until n more bytes fit the rate; false once the proxy closes.
+// wait sleeps until n more bytes fit the rate, and while the proxy is
+// held; false once the proxy closes.
 func (p *slowProxy) wait(n int) bool {
 	p.mu.Lock()
+	if gate := p.gate; gate != nil {
+		p.mu.Unlock()
+		select {
+		case <-gate:
+		case <-p.closed:
+			return false
+		}
+		p.mu.Lock()
+	}
 	if idle := time.Since(p.start) - time.Duration(p.budget*int64(time.Second)/p.rate); idle > 0 {
 		p.budget += int64(idle) * p.rate / int64(time.Second) // no bursts after idle time
 	}

@@ -186,7 +186,9 @@ func TestImageConcurrentPullsShareOneDownload(t *testing.T) {
 	const pulls = 8
 	ids := make([]string, pulls)
 	errs := make([]error, pulls)
-	proxy.Hold(2 * time.Second) // every crictl starts and joins before the registry answers
+	// No answer reaches the daemon until every pull has joined the first.
+	release := proxy.Hold()
+	defer release()
 	var wg sync.WaitGroup
 	for i := range pulls {
 		wg.Go(func() {
@@ -194,6 +196,11 @@ func TestImageConcurrentPullsShareOneDownload(t *testing.T) {
 			ids[i], errs[i] = strings.TrimSpace(out), err
 		})
 	}
+	const joinedLine = "Joined a pull in progress" // at debug level, once per caller after the first
+	if !waitUntil(30*time.Second, func() bool { return strings.Count(d.Log(), joinedLine) >= pulls-1 }) {
+		t.Errorf("%d of %d pulls joined the first one", strings.Count(d.Log(), joinedLine), pulls-1)
+	}
+	release()
 	wg.Wait()
 	for i := range pulls {
 		if errs[i] != nil || !strings.HasSuffix(ids[i], imageID(img)) {

@@ -32,9 +32,16 @@ func newFlightGroup() *flightGroup {
 }
 
 // do returns the result of fn for key, starting fn unless a pull with the
-// same key is already running. It returns ctx's error if ctx ends first.
-func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Context) (string, error)) (string, error) {
-	f := g.join(key, fn)
+// same key is already running; joining one, it calls joined (if not nil)
+// with the number of callers now waiting on it. It returns ctx's error if
+// ctx ends first.
+func (g *flightGroup) do(ctx context.Context, key string, joined func(waiters int),
+	fn func(context.Context) (string, error),
+) (string, error) {
+	f, waiters, started := g.join(key, fn)
+	if !started && joined != nil {
+		joined(waiters)
+	}
 	select {
 	case <-f.done:
 		return f.id, f.err
@@ -44,8 +51,9 @@ func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Contex
 	}
 }
 
-// join registers the caller on the running flight for key or starts one.
-func (g *flightGroup) join(key string, fn func(context.Context) (string, error)) *flight {
+// join registers the caller on the running flight for key or starts one
+// (started). It returns the flight and its number of waiting callers.
+func (g *flightGroup) join(key string, fn func(context.Context) (string, error)) (f *flight, waiters int, started bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f, ok := g.flights[key]
@@ -57,7 +65,7 @@ func (g *flightGroup) join(key string, fn func(context.Context) (string, error))
 		go g.run(ctx, key, f, fn)
 	}
 	f.waiters++
-	return f
+	return f, f.waiters, !ok
 }
 
 // leave unregisters a caller that stopped waiting; the last one to leave

@@ -37,7 +37,10 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (string, err
 	}
 	var errs []error
 	for _, t := range targets {
-		id, err := s.flights.do(ctx, t.key()+"|"+auth.fingerprint(), func(fctx context.Context) (string, error) {
+		joined := func(waiters int) {
+			s.log.Debug("Joined a pull in progress", "image", t.key(), "waiting", waiters)
+		}
+		id, err := s.flights.do(ctx, t.key()+"|"+auth.fingerprint(), joined, func(fctx context.Context) (string, error) {
 			return s.pullTarget(fctx, st, sys, t)
 		})
 		if err == nil {
