@@ -57,43 +57,48 @@ func Logger(ctx context.Context) *slog.Logger {
 
 // Unary is the unary server interceptor.
 func (b *Boundary) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
-	log := b.log.With("request_id", newRequestID(), "method", method)
+	method, log, leave := b.enter(info.FullMethod)
+	defer leave(&err)
 	ctx = context.WithValue(ctx, loggerKey{}, log)
-	start := time.Now()
-	defer func() {
-		if r := recover(); r != nil {
-			err = b.recovered(log, method, r)
-		}
-		err = toStatus(err)
-		b.logCall(log, method, time.Since(start), err)
-	}()
-	if m, ok := b.faults.Take(method); ok {
-		if err := fault.Fire(ctx, method, m); err != nil {
-			return nil, err
-		}
+	if err := b.inject(ctx, method); err != nil {
+		return nil, err
 	}
 	return handler(ctx, req)
 }
 
 // Stream is the stream server interceptor.
 func (b *Boundary) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
-	log := b.log.With("request_id", newRequestID(), "method", method)
-	start := time.Now()
-	defer func() {
-		if r := recover(); r != nil {
-			err = b.recovered(log, method, r)
-		}
-		err = toStatus(err)
-		b.logCall(log, method, time.Since(start), err)
-	}()
-	if m, ok := b.faults.Take(method); ok {
-		if err := fault.Fire(ss.Context(), method, m); err != nil {
-			return err
-		}
+	method, log, leave := b.enter(info.FullMethod)
+	defer leave(&err)
+	ctx := context.WithValue(ss.Context(), loggerKey{}, log)
+	if err := b.inject(ctx, method); err != nil {
+		return err
 	}
-	return handler(srv, &loggedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), loggerKey{}, log)})
+	return handler(srv, &loggedStream{ServerStream: ss, ctx: ctx})
+}
+
+// enter starts one call: it names the method, gives the call a logger
+// with its own request ID, and returns what the caller must defer. That
+// turns a panic into Internal, any error into a status, and logs the call.
+func (b *Boundary) enter(fullMethod string) (method string, log *slog.Logger, leave func(*error)) {
+	method = fullMethod[strings.LastIndex(fullMethod, "/")+1:]
+	log = b.log.With("request_id", newRequestID(), "method", method)
+	start := time.Now()
+	return method, log, func(err *error) {
+		if r := recover(); r != nil {
+			*err = b.recovered(log, method, r)
+		}
+		*err = toStatus(*err)
+		b.logCall(log, method, time.Since(start), *err)
+	}
+}
+
+// inject fires a fault armed for method, if any.
+func (b *Boundary) inject(ctx context.Context, method string) error {
+	if m, ok := b.faults.Take(method); ok {
+		return fault.Fire(ctx, method, m)
+	}
+	return nil
 }
 
 type loggedStream struct {
