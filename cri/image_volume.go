@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/images"
 	"github.com/arbor-cri/arbor/store"
 )
 
@@ -116,4 +117,79 @@ func (s *RuntimeServer) unmountImage(id string) error {
 		return fmt.Errorf("unmounting image volume %s: %w", id, err)
 	}
 	return nil
+}
+
+// extraImageMounts compares, per image layer, how often storage has it
+// mounted with how many image volumes of known containers use it, and
+// returns the layers mounted more often than that, each with an image
+// that has the layer on top.
+func (s *RuntimeServer) extraImageMounts() ([]imageMount, error) {
+	st := s.Images.Store()
+	imgs, err := st.Images()
+	if err != nil {
+		return nil, fmt.Errorf("listing images: %w", err)
+	}
+	byLayer := map[string]*imageMount{}
+	byImage := map[string]*imageMount{}
+	for i := range imgs {
+		layer := images.VolumeLayer(st, &imgs[i])
+		m, ok := byLayer[layer]
+		if !ok {
+			l, err := st.Layer(layer)
+			if err != nil {
+				continue
+			}
+			m = &imageMount{Image: imgs[i].ID, Layer: layer, Path: l.MountPoint, Extra: l.MountCount}
+			byLayer[layer] = m
+		}
+		byImage[imgs[i].ID] = m
+	}
+	for _, e := range s.Store.Containers.All() {
+		for _, mnt := range e.Get().Config.GetMounts() {
+			if id := mnt.GetImage().GetImageRef(); id != "" && mnt.GetHostPath() != "" {
+				if m, ok := byImage[id]; ok {
+					m.Extra--
+				}
+			}
+		}
+	}
+	var out []imageMount
+	for _, m := range byLayer {
+		if m.Extra > 0 {
+			out = append(out, *m)
+		}
+	}
+	return out, nil
+}
+
+// imageMount is an image layer mounted Extra times more than image volumes
+// of known containers account for.
+type imageMount struct {
+	Image, Layer, Path string
+	Extra              int
+}
+
+// orphanImageMounts finds image volume mounts that no known container
+// holds: a crash after an image volume was mounted and before the
+// container's record named it, or during a removal before it unmounted
+// the volumes, leaves one. Removing one drops only the extra mounts.
+func (s *RuntimeServer) orphanImageMounts(_ context.Context, _ map[string]bool) []Orphan {
+	extra, err := s.extraImageMounts()
+	if err != nil {
+		s.log.Warn("Cannot check image volume mounts", "error", err)
+		return nil
+	}
+	out := make([]Orphan, 0, len(extra))
+	for _, m := range extra {
+		out = append(out, Orphan{Kind: "image volume mount", ID: m.Image, Path: m.Path,
+			remove: func(context.Context) error {
+				for range m.Extra {
+					if _, err := s.Images.Store().Unmount(m.Layer, false); err != nil {
+						return fmt.Errorf("unmounting image layer %s: %w", m.Layer, err)
+					}
+				}
+				return nil
+			}})
+	}
+	return out
 }

@@ -2,16 +2,19 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/images"
 	"github.com/arbor-cri/arbor/store"
 )
 
@@ -76,4 +79,55 @@ func TestImageVolumes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOrphanImageMounts plays a crash after an image volume was mounted
+// and before the container's record named it: the orphan finder drops
+// only that extra mount, not the one a known container holds, and the
+// image cannot be removed while a volume holds it.
+func TestOrphanImageMounts(t *testing.T) {
+	e := newImageTestEnv(t)
+	id := e.pull(t)
+	st, err := store.Open(t.TempDir())
+	mustOK(t, err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &RuntimeServer{Deps: Deps{Images: e.svc, Store: st}, log: log}
+	volume := func() *store.Container {
+		c := &store.Container{Config: &runtimeapi.ContainerConfig{Mounts: []*runtimeapi.Mount{{
+			ContainerPath: "/vol", Readonly: true, Image: &runtimeapi.ImageSpec{Image: archiveName}}}}}
+		mustOK(t, s.mountImageVolumes(context.Background(), c, nil, &undo{log: log}))
+		return c
+	}
+
+	// A known container holds one mount; a crashed create left a second.
+	kept := volume()
+	kept.ID = "kept"
+	st.Containers.Add(kept.ID, *kept)
+	volume()
+	if n := imageMountCount(t, e, id); n != 2 {
+		t.Fatalf("image mounted %d times, want 2", n)
+	}
+	if err := e.svc.Remove(context.Background(), id); !errors.Is(err, images.ErrInUse) ||
+		!strings.Contains(err.Error(), "image volume") {
+		t.Fatalf("removing an image mounted as a volume: %v, want ErrInUse naming the volume", err)
+	}
+	orphans := s.orphanImageMounts(context.Background(), nil)
+	if len(orphans) != 1 || orphans[0].ID != id {
+		t.Fatalf("orphans %+v, want the one extra mount of %s", orphans, id)
+	}
+	mustOK(t, orphans[0].remove(context.Background()))
+	if n := imageMountCount(t, e, id); n != 1 {
+		t.Fatalf("after removing the orphan the image is mounted %d times, want 1 (the kept volume)", n)
+	}
+	if o := s.orphanImageMounts(context.Background(), nil); len(o) != 0 {
+		t.Fatalf("orphans after clean-up: %+v", o)
+	}
+
+	// Once the kept container is removed the image can go.
+	mustOK(t, s.unmountImageVolumes(kept))
+	st.Containers.Remove(kept.ID, kept.Name)
+	if o := s.orphanImageMounts(context.Background(), nil); len(o) != 0 {
+		t.Fatalf("orphans with no volume left: %+v", o)
+	}
+	mustOK(t, e.svc.Remove(context.Background(), id))
 }

@@ -39,7 +39,7 @@ func (s *RuntimeServer) findOrphans(ctx context.Context) []Orphan {
 	}
 	var out []Orphan
 	for _, find := range []func(context.Context, map[string]bool) []Orphan{
-		s.orphanRuntime, s.orphanStorage, s.orphanFolders, s.orphanCgroups,
+		s.orphanRuntime, s.orphanStorage, s.orphanFolders, s.orphanCgroups, s.orphanImageMounts,
 	} {
 		out = append(out, find(ctx, known)...)
 	}

@@ -71,7 +71,8 @@ func (s *Service) deleteImage(img *storage.Image) error {
 	return nil
 }
 
-// checkUnused returns ErrInUse naming the first container using image id.
+// checkUnused returns ErrInUse naming the first container using image
+// id, or saying that the image is mounted (as an image volume).
 func (s *Service) checkUnused(id string) error {
 	ctrs, err := s.store.Containers()
 	if err != nil {
@@ -82,5 +83,22 @@ func (s *Service) checkUnused(id string) error {
 			return fmt.Errorf("%w: image %s is used by container %s", ErrInUse, id, c.ID)
 		}
 	}
+	if img, err := s.store.Image(id); err == nil {
+		if l, err := s.store.Layer(VolumeLayer(s.store, img)); err == nil && l.MountCount > 0 {
+			return fmt.Errorf("%w: image %s is mounted %d time(s) as an image volume", ErrInUse, id, l.MountCount)
+		}
+	}
 	return nil
+}
+
+// VolumeLayer is the layer storage mounts when img is mounted whole (as
+// an image volume): its top layer with the host's ID mapping, as
+// MountImage picks it.
+func VolumeLayer(st storage.Store, img *storage.Image) string {
+	for _, id := range img.MappedTopLayers {
+		if l, err := st.Layer(id); err == nil && len(l.UIDMap) == 0 && len(l.GIDMap) == 0 {
+			return id
+		}
+	}
+	return img.TopLayer
 }
