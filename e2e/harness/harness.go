@@ -159,10 +159,16 @@ func (d *Daemon) WaitServing(limit time.Duration) error {
 			return fmt.Errorf("daemon exited before serving: %v", d.err)
 		default:
 		}
-		if _, err := d.Crictl("version"); err == nil {
-			return nil
+		// Ask crictl only once the socket accepts: crictl's gRPC client
+		// waits out a reconnect backoff (about half a second) when its
+		// first dial finds no socket, which would count as start-up time.
+		if conn, err := net.Dial("unix", d.Socket); err == nil {
+			conn.Close()
+			if _, err := d.Crictl("version"); err == nil {
+				return nil
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	return fmt.Errorf("daemon did not serve within %s", limit)
 }
