@@ -188,19 +188,29 @@ func (s *RuntimeServer) writeBundle(ctx context.Context, c *store.Container, pod
 	}
 	c.StopSignal, c.User, c.CgroupPath = report.StopSignal, report.User.ToCRI(), sp.Linux.CgroupsPath
 	c.Resources = c.Config.GetLinux().GetResources()
-	if s.Hooks != nil {
-		applied, err := s.Hooks.Apply(sp, sp.Annotations, len(c.Config.GetMounts()) > 0)
-		if err != nil {
-			return fmt.Errorf("injecting OCI hooks: %w", err)
-		}
-		if len(applied) > 0 {
-			Logger(ctx).Info("OCI hooks injected", "container_id", c.ID, "hooks", applied)
-		}
+	if err := s.injectHooks(ctx, c.ID, sp, len(c.Config.GetMounts()) > 0); err != nil {
+		return err
 	}
 	if err := s.nriCreate(ctx, c, pod, sp, u); err != nil {
 		return err
 	}
 	return writeSpec(c.BundleDir, sp, u)
+}
+
+// injectHooks adds the OCI hooks whose conditions match sp, its
+// annotations and whether the kubelet asked for bind mounts.
+func (s *RuntimeServer) injectHooks(ctx context.Context, id string, sp *rspec.Spec, hasBindMounts bool) error {
+	if s.Hooks == nil {
+		return nil
+	}
+	applied, err := s.Hooks.Apply(sp, sp.Annotations, hasBindMounts)
+	if err != nil {
+		return fmt.Errorf("injecting OCI hooks: %w", err)
+	}
+	if len(applied) > 0 {
+		Logger(ctx).Info("OCI hooks injected", "container_id", id, "hooks", applied)
+	}
+	return nil
 }
 
 // nriCreate asks NRI plugins for their adjustments to the container and

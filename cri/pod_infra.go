@@ -45,6 +45,11 @@ func (s *RuntimeServer) startInfra(ctx context.Context, p *store.Pod, u *undo) e
 	if err != nil {
 		return invalid("config", "%v", err)
 	}
+	// Hooks see the infra container as one more container of the pod,
+	// with the pod's annotations.
+	if err := s.injectHooks(ctx, c.ID, sp, false); err != nil {
+		return err
+	}
 	if err := writeSpec(c.BundleDir, sp, u); err != nil {
 		return err
 	}

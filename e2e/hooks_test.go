@@ -6,10 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // TestOCIHooks: a hook file written after start is picked up by the hooks
-// service and injected into matching containers only.
+// service and injected into matching containers only, infra containers
+// included.
 func TestOCIHooks(t *testing.T) {
 	work := t.TempDir()
 	hooksDir := filepath.Join(work, "hooks.d")
@@ -41,14 +44,32 @@ func TestOCIHooks(t *testing.T) {
 	hooked.Annotations = map[string]string{"example.com/hooked": "yes"}
 	hookedID := pt.createAndStart(podID, pod, hooked)
 	plainID := pt.createAndStart(podID, pod, pt.ctrConfig("plain", "echo hi"))
+	// A pod that shares its PID namespace has an infra container, which
+	// gets the hooks its pod's annotations match.
+	sharedPID := func(name string, annotations map[string]string) string {
+		cfg := pt.podConfig(name)
+		cfg.Annotations = annotations
+		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+		return pt.runPod(cfg)
+	}
+	hookedPodID := sharedPID("hooked-pod", map[string]string{"example.com/hooked": "yes"})
+	plainPodID := sharedPID("plain-pod", nil)
 	pt.waitExit(hookedID)
 	pt.waitExit(plainID)
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatalf("hook never ran: %v\n%s", err, pt.d.Log())
 	}
-	if !strings.Contains(string(data), `"id":"`+hookedID+`"`) || strings.Contains(string(data), plainID) {
-		t.Fatalf("hook states %s: want %s only", data, hookedID)
+	states := string(data)
+	for _, id := range []string{hookedID, hookedPodID} {
+		if !strings.Contains(states, `"id":"`+id+`"`) {
+			t.Errorf("hook states lack %s:\n%s", id, states)
+		}
+	}
+	for _, id := range []string{plainID, plainPodID} {
+		if strings.Contains(states, id) {
+			t.Errorf("hook ran for %s, which does not match:\n%s", id, states)
+		}
 	}
 	if !strings.Contains(pt.d.Log(), "OCI hooks injected") {
 		t.Fatalf("injection not logged")
