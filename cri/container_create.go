@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
@@ -120,7 +121,35 @@ func (s *RuntimeServer) resolveImage(ctx context.Context, c *store.Container, _ 
 	if len(img.RepoTags) > 0 {
 		c.ImageName = img.RepoTags[0]
 	}
+	c.RepoDigest = digestedRef(img.RepoDigests, c.Image, c.ImageName)
 	return nil
+}
+
+// digestedRef picks, of an image's "repo@digest" names, the first in the
+// repository of one of names (in order), else the first; "" when there is
+// none.
+func digestedRef(repoDigests []string, names ...string) string {
+	if len(repoDigests) == 0 {
+		return ""
+	}
+	for _, name := range names {
+		repo := repository(name)
+		for _, d := range repoDigests {
+			if r, _, _ := strings.Cut(d, "@"); r == repo {
+				return d
+			}
+		}
+	}
+	return repoDigests[0]
+}
+
+// repository is a reference without its tag or digest.
+func repository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
 }
 
 // createRootfs makes the container's writable layer in storage and mounts it.

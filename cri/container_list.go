@@ -28,6 +28,9 @@ func (s *RuntimeServer) containers(f *runtimeapi.ContainerFilter) iter.Seq[*runt
 				labelsMatch(c.Config.GetLabels(), f.GetLabelSelector())) {
 				continue
 			}
+			// image_ref stays the image ID here, as in containerd: the
+			// kubelet's image garbage collector matches it with ListImages.
+			// ContainerStatus gives the digested reference.
 			if !yield(&runtimeapi.Container{
 				Id: c.ID, PodSandboxId: c.PodID, Metadata: c.Config.GetMetadata(),
 				Image:    &runtimeapi.ImageSpec{Image: c.ImageName, UserSpecifiedImage: c.Image},

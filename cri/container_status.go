@@ -43,7 +43,7 @@ func containerStatus(c *store.Container) *runtimeapi.ContainerStatus {
 		FinishedAt:  c.FinishedAt,
 		ExitCode:    c.ExitCode,
 		Image:       &runtimeapi.ImageSpec{Image: c.ImageName, UserSpecifiedImage: c.Image},
-		ImageRef:    c.ImageRef,
+		ImageRef:    c.DigestedImage(),
 		ImageId:     c.ImageRef,
 		Reason:      c.Reason,
 		Message:     c.Message,

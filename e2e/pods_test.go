@@ -47,6 +47,23 @@ func TestCrictlLifecycle(t *testing.T) {
 	if inspect.Status.State != "CONTAINER_RUNNING" || inspect.Info.Pid <= 0 {
 		t.Fatalf("inspect: %+v", inspect)
 	}
+	// ContainerStatus's image_ref is the digested reference the kubelet
+	// shows as imageID; image_id is what PullImage returned. In a list,
+	// image_ref stays the image ID, as containerd has it, which is what the
+	// kubelet's image garbage collector compares with ListImages.
+	img := pt.env.Catalog.MustImage(fixture.RefBusybox)
+	digested := pt.env.Catalog.Registry + "/" + img.Repository + "@" + img.Digest
+	if st := pt.status(ctrID); st.GetImageRef() != digested || st.GetImageId() != imageID(img) {
+		t.Errorf("ContainerStatus image_ref %q image_id %q, want %q and %q", st.GetImageRef(), st.GetImageId(), digested, imageID(img))
+	}
+	listed, err := pt.cri.ListContainers(pt.ctx, &runtimeapi.ListContainersRequest{
+		Filter: &runtimeapi.ContainerFilter{Id: ctrID}})
+	if err != nil || len(listed.GetContainers()) != 1 {
+		t.Fatalf("ListContainers %s: %v %v", ctrID, listed, err)
+	}
+	if c := listed.GetContainers()[0]; c.GetImageRef() != imageID(img) || c.GetImageId() != imageID(img) {
+		t.Errorf("ListContainers image_ref %q image_id %q, want the image ID %s for both", c.GetImageRef(), c.GetImageId(), imageID(img))
+	}
 	waitFor(t, "the container's log line", func() bool {
 		out, _ := pt.d.Crictl("logs", ctrID)
 		return strings.Contains(out, "hello from life")

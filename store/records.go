@@ -56,6 +56,7 @@ type Container struct {
 	Image      string                              `json:"image"`     // as the request named it
 	ImageRef   string                              `json:"image_ref"` // image ID
 	ImageName  string                              `json:"image_name"`
+	RepoDigest string                              `json:"repo_digest,omitempty"` // "repo@sha256:...", if the image has one
 	Handler    string                              `json:"handler"`
 	CreatedAt  int64                               `json:"created_at"`
 	StartedAt  int64                               `json:"started_at,omitempty"`
@@ -73,4 +74,13 @@ type Container struct {
 	User       *runtimeapi.ContainerUser           `json:"user,omitempty"`
 	Phase      Phase                               `json:"phase,omitempty"`
 	Resources  *runtimeapi.LinuxContainerResources `json:"resources,omitempty"`
+}
+
+// DigestedImage is the CRI image_ref of the container: its repo digest,
+// else (a local image, or a record older than the field) its image ID.
+func (c *Container) DigestedImage() string {
+	if c.RepoDigest != "" {
+		return c.RepoDigest
+	}
+	return c.ImageRef
 }
