@@ -47,7 +47,8 @@ func (s *RuntimeServer) stopPod(ctx context.Context, e *store.Entry[store.Pod]) 
 		}
 	}
 	p := e.Get()
-	if p.State == runtimeapi.PodSandboxState_SANDBOX_READY && s.NRI != nil {
+	wasReady := p.State == runtimeapi.PodSandboxState_SANDBOX_READY
+	if wasReady && s.NRI != nil {
 		// Once, with the containers stopped and the pod still whole.
 		nriTold(ctx, "StopPodSandbox", p.ID, s.NRI.StopPodSandbox(ctx, nriPod(&p)))
 	}
@@ -76,6 +77,9 @@ func (s *RuntimeServer) stopPod(ctx context.Context, e *store.Entry[store.Pod]) 
 	if err := s.Store.SavePod(p); err != nil {
 		return err
 	}
-	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, p)
+	if wasReady {
+		// Once: a remove, or the kubelet's repeated stops, stop it again.
+		s.publishPod(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, p)
+	}
 	return nil
 }

@@ -175,3 +175,58 @@ func TestCheckpointUnimplemented(t *testing.T) {
 	}
 	pt.finish()
 }
+
+// TestCrictlEvents watches `crictl events` while crictl runs a pod and a
+// container and removes them again: each object's created, started,
+// stopped and deleted events show up, in that order.
+func TestCrictlEvents(t *testing.T) {
+	pt := newPodTest(t)
+	dir := t.TempDir()
+	watch := crictlSession(t, pt.d, "events", "-o", "go-template",
+		"--template", `{{.containerId}} {{.containerEventType}}`)
+	watch.start()
+
+	// The stream is subscribed a moment after crictl has connected, so
+	// throwaway pods run until one of theirs is seen.
+	for i := 0; ; i++ {
+		probe := crictl(t, pt.d, "runp", writeConfig(t, dir, "probe.json", pt.podConfig(fmt.Sprintf("events-probe-%d", i))))
+		live := waitUntil(time.Second, func() bool { return strings.Contains(watch.out.String(), probe) })
+		crictl(t, pt.d, "rmp", "-f", probe)
+		if live {
+			break
+		}
+		if i == 30 {
+			t.Fatalf("crictl events never showed a probe pod's event:\n%s", watch.out.String())
+		}
+	}
+
+	pod := pt.podConfig("watched")
+	podFile := writeConfig(t, dir, "pod.json", pod)
+	ctrFile := writeConfig(t, dir, "ctr.json", pt.ctrConfig("watched", "sleep 3600"))
+	podID := crictl(t, pt.d, "runp", podFile)
+	ctrID := crictl(t, pt.d, "create", podID, ctrFile, podFile)
+	crictl(t, pt.d, "start", ctrID)
+	crictl(t, pt.d, "stop", "--timeout", "1", ctrID)
+	crictl(t, pt.d, "rm", ctrID)
+	crictl(t, pt.d, "stopp", podID)
+	crictl(t, pt.d, "rmp", podID)
+
+	want := []string{"CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT", "CONTAINER_STOPPED_EVENT", "CONTAINER_DELETED_EVENT"}
+	eventsOf := func(id string) []string {
+		var got []string
+		for line := range strings.Lines(watch.out.String()) {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == id {
+				got = append(got, f[1])
+			}
+		}
+		return got
+	}
+	for what, id := range map[string]string{"pod": podID, "container": ctrID} {
+		if !waitUntil(10*time.Second, func() bool { return len(eventsOf(id)) >= len(want) }) ||
+			strings.Join(eventsOf(id), " ") != strings.Join(want, " ") {
+			t.Errorf("crictl events for the %s %s: %v, want %v\n%s", what, id, eventsOf(id), want, watch.out.String())
+		}
+	}
+	watch.kill()
+	pt.finish()
+}
