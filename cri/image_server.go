@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/arbor-cri/arbor/images"
@@ -17,9 +18,19 @@ const streamImagesBatch = 256
 // ImageServer is the CRI ImageService over an images.Service.
 type ImageServer struct {
 	runtimeapi.UnimplementedImageServiceServer
-	svc *images.Service
-	log *slog.Logger
+	svc      *images.Service
+	log      *slog.Logger
+	observer PullObserver
 }
+
+// PullObserver hears the outcome of every PullImage call, for metrics.
+type PullObserver interface {
+	ObservePull(code string)
+}
+
+// SetPullObserver makes every PullImage outcome reported to o; call it
+// before serving.
+func (s *ImageServer) SetPullObserver(o PullObserver) { s.observer = o }
 
 // NewImageServer returns the ImageService backed by svc.
 func NewImageServer(svc *images.Service, log *slog.Logger) *ImageServer {
@@ -80,7 +91,13 @@ func (s *ImageServer) PullImage(ctx context.Context, req *runtimeapi.PullImageRe
 	ref := req.GetImage().GetImage()
 	id, err := s.svc.Pull(ctx, ref, toAuth(req.GetAuth()))
 	if err != nil {
-		return nil, imageStatus("pulling image", ref, err)
+		err = imageStatus("pulling image", ref, err)
+	}
+	if s.observer != nil {
+		s.observer.ObservePull(status.Code(err).String())
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &runtimeapi.PullImageResponse{ImageRef: id}, nil
 }

@@ -192,6 +192,8 @@ func (d *Daemon) openServices(cfg *config.Config, boot bootState, clean bool) er
 			parts.close()
 			return fmt.Errorf("setting up metrics: %w", err)
 		}
+		d.imageSrv.SetPullObserver(d.metrics)
+		parts.images.SetDownloadObserver(d.metrics)
 	}
 	opts := cri.RestoreOptions{Rebooted: boot.rebooted, WipeImages: boot.upgraded && cfg.Storage.WipeImagesOnUpgrade}
 	if err := d.restore(d.runtime, opts); err != nil {

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/e2e/fixture"
 )
 
 func TestStatsAndEvents(t *testing.T) {
@@ -131,6 +133,47 @@ func TestMetricsEndpoint(t *testing.T) {
 	if after := metricValue(t, url, `arbor_cri_operations_total{method="Version"}`); after < before+3 {
 		t.Errorf("Version counter went from %v to %v after 3 calls", before, after)
 	}
+
+	// A pull that fetches and one that fails, counted by outcome; the bytes
+	// and layers are what the download read.
+	const (
+		pullsOK       = `arbor_image_pulls_total{outcome="OK"}`
+		pullsNotFound = `arbor_image_pulls_total{outcome="NotFound"}`
+		pullBytes     = `arbor_image_pull_bytes_total`
+		fetched       = `arbor_image_pull_layers_total{source="fetched"}`
+	)
+	ok, notFound, bytes, layers := metricValue(t, url, pullsOK), metricValue(t, url, pullsNotFound),
+		metricValue(t, url, pullBytes), metricValue(t, url, fetched)
+	pt.pull(fixture.RefMultilayer)
+	if _, err := pt.d.Crictl("pull", pt.env.Catalog.Registry+"/arbor-test/no-such-image:latest"); err == nil {
+		t.Error("pulling a missing image succeeded")
+	}
+	if got := metricValue(t, url, pullsOK); got != ok+1 {
+		t.Errorf("%s went from %v to %v after one pull", pullsOK, ok, got)
+	}
+	if got := metricValue(t, url, pullsNotFound); got != notFound+1 {
+		t.Errorf("%s went from %v to %v after one pull of a missing image", pullsNotFound, notFound, got)
+	}
+	// The layers busybox (pulled at the start) does not have are fetched,
+	// every compressed byte of them.
+	stored := map[string]bool{}
+	for _, l := range pt.env.Catalog.MustImage(fixture.RefBusybox).Layers {
+		stored[l.Digest] = true
+	}
+	var newLayers, newBytes float64
+	for _, l := range pt.env.Catalog.MustImage(fixture.RefMultilayer).Layers {
+		if !stored[l.Digest] {
+			newLayers++
+			newBytes += float64(l.Size)
+		}
+	}
+	if got := metricValue(t, url, pullBytes); got < bytes+newBytes {
+		t.Errorf("%s went from %v to %v after pulling %v bytes of new layers", pullBytes, bytes, got, newBytes)
+	}
+	if got := metricValue(t, url, fetched); newLayers == 0 || got != layers+newLayers {
+		t.Errorf("%s went from %v to %v after pulling %v new layers", fetched, layers, got, newLayers)
+	}
+
 	restarts := metricValue(t, url, `arbor_service_restarts_total{domain="stream",service="stream"}`)
 	if err := pt.d.Fault("stream", "panic", 1); err != nil {
 		t.Fatal(err)

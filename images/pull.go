@@ -54,6 +54,17 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (string, err
 	return "", fmt.Errorf("pulling %s: %w", ref, errors.Join(errs...))
 }
 
+// DownloadObserver hears of every copy of an image from its source, once
+// however many pulls share it and whether or not it succeeds: the bytes it
+// read and the layers it fetched or found already stored.
+type DownloadObserver interface {
+	ObserveDownload(bytes uint64, layersFetched, layersReused int)
+}
+
+// SetDownloadObserver makes every download reported to o; call it before
+// the first pull.
+func (s *Service) SetDownloadObserver(o DownloadObserver) { s.downloads = o }
+
 // pullTarget copies one source into the store. It runs on the shared
 // flight's context and registers with the janitor, which removes the
 // layers of a pull that fails.
@@ -71,25 +82,29 @@ func (s *Service) pullTarget(ctx context.Context, st *settings, sys *types.Syste
 		return "", fmt.Errorf("creating storage reference for %s: %w", t.name, err)
 	}
 	s.log.Debug("Pulling image", "image", t.key())
-	stats, err := s.copyImage(ctx, st, sys, policyCtx, dest, t)
+	res, err := s.copyImage(ctx, st, sys, policyCtx, dest, t)
+	if s.downloads != nil {
+		s.downloads.ObserveDownload(res.bytes, res.layersFetched, res.layersReused)
+	}
 	if err != nil {
-		s.log.Info("Image pull failed", "image", t.key(), "seconds", time.Since(started).Seconds(), "error", err)
+		s.log.Info("Image pull failed", "image", t.key(), "seconds", time.Since(started).Seconds(),
+			"bytes", res.bytes, "error", err)
 		return "", err
 	}
-	s.log.Info("Pulled image", "image", t.key(), "image_id", stats.id, "bytes", stats.bytes,
-		"layers_fetched", stats.layersFetched, "layers_reused", stats.layersReused,
+	s.log.Info("Pulled image", "image", t.key(), "image_id", res.id, "bytes", res.bytes,
+		"layers_fetched", res.layersFetched, "layers_reused", res.layersReused,
 		"seconds", time.Since(started).Seconds())
-	return stats.id, nil
+	return res.id, nil
 }
 
-// pullResult is what one successful copy produced.
+// pullResult is what one copy did and, if it succeeded, produced.
 type pullResult struct {
 	pullStats
 	id string
 }
 
 // copyImage runs copy.Image under the progress watch and resolves the
-// stored image ID.
+// stored image ID. The statistics are set whether or not it fails.
 func (s *Service) copyImage(ctx context.Context, st *settings, sys *types.SystemContext, policyCtx *signature.PolicyContext, dest types.ImageReference, t pullTarget) (pullResult, error) {
 	watch := watchProgress(ctx, st.cfg.PullProgressTimeout, s.log)
 	var resolved types.ImageReference
@@ -101,20 +116,22 @@ func (s *Service) copyImage(ctx context.Context, st *settings, sys *types.System
 		ReportResolvedReference: &resolved,
 	})
 	stats, stalled := watch.stop()
+	res := pullResult{pullStats: stats}
 	if stalled != nil {
-		return pullResult{}, fmt.Errorf("%w: registry %s: %w", ErrUnavailable, t.origin, stalled)
+		return res, fmt.Errorf("%w: registry %s: %w", ErrUnavailable, t.origin, stalled)
 	}
 	if copyErr != nil {
-		return pullResult{}, classifyPullError(copyErr, t.origin, t.fromRegistry())
+		return res, classifyPullError(copyErr, t.origin, t.fromRegistry())
 	}
 	if resolved == nil {
-		return pullResult{}, fmt.Errorf("resolving pulled image %s: storage reported no reference", t.key())
+		return res, fmt.Errorf("resolving pulled image %s: storage reported no reference", t.key())
 	}
 	_, img, err := istorage.ResolveReference(resolved)
 	if err != nil {
-		return pullResult{}, fmt.Errorf("resolving pulled image %s: %w", t.key(), err)
+		return res, fmt.Errorf("resolving pulled image %s: %w", t.key(), err)
 	}
-	return pullResult{pullStats: stats, id: img.ID}, nil
+	res.id = img.ID
+	return res, nil
 }
 
 // policyContext loads the signature policy for one pull.

@@ -80,6 +80,8 @@ func TestSameImageTwoNamesOneID(t *testing.T) {
 	img.push(t, reg.addr+"/arbor/one:v1", nil)
 	img.push(t, reg.addr+"/arbor/two:v2", nil)
 	e := newEnv(t, envOptions{registries: []string{reg.addr}})
+	downloads := &downloadLog{}
+	e.svc.SetDownloadObserver(downloads)
 	ctx := context.Background()
 
 	first, err := e.svc.Pull(ctx, reg.addr+"/arbor/one:v1", nil)
@@ -96,6 +98,10 @@ func TestSameImageTwoNamesOneID(t *testing.T) {
 	}
 	if e.logs.count("Pulled image", "layers_fetched=0", "layers_reused=1") != 1 {
 		t.Errorf("second pull should reuse its layer; logs:\n%s", e.logs)
+	}
+	if got := downloads.all(); len(got) != 2 || got[0].fetched != 1 || got[0].reused != 0 || got[0].bytes == 0 ||
+		got[1].fetched != 0 || got[1].reused != 1 {
+		t.Errorf("downloads observed: %+v, want the layer fetched by the first and reused by the second", got)
 	}
 	filtered, err := e.svc.List(ctx, reg.addr+"/arbor/two:v2")
 	must(t, err)

@@ -25,6 +25,8 @@ type Service struct {
 	janitor  *layerJanitor
 	configs  sync.Map // image ID -> *imgspecv1.Image
 	close    sync.Once
+	// downloads hears of each download; set before serving, then only read.
+	downloads DownloadObserver
 }
 
 // Open opens (creating if needed) the image store described by cfg.

@@ -61,6 +61,8 @@ func (s stalledEnv) startPulls(wg *sync.WaitGroup, ctxs []context.Context) []cha
 
 func TestConcurrentPullsShareOneDownload(t *testing.T) {
 	s := newStalledEnv(t, nil)
+	downloads := &downloadLog{}
+	s.e.svc.SetDownloadObserver(downloads)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	results := s.startPulls(&wg, []context.Context{context.Background(), context.Background(), context.Background()})
@@ -81,6 +83,33 @@ func TestConcurrentPullsShareOneDownload(t *testing.T) {
 	if n := s.e.logs.count("Pulled image"); n != 1 {
 		t.Errorf("%d pull summaries logged, want 1", n)
 	}
+	if got := downloads.all(); len(got) != 1 || got[0].fetched != 2 || got[0].reused != 0 || got[0].bytes == 0 {
+		t.Errorf("downloads observed: %+v, want one that fetched both layers", got)
+	}
+}
+
+// download is one ObserveDownload call.
+type download struct {
+	bytes           uint64
+	fetched, reused int
+}
+
+// downloadLog is a DownloadObserver that keeps every call.
+type downloadLog struct {
+	mu   sync.Mutex
+	seen []download
+}
+
+func (d *downloadLog) ObserveDownload(bytes uint64, fetched, reused int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seen = append(d.seen, download{bytes, fetched, reused})
+}
+
+func (d *downloadLog) all() []download {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]download(nil), d.seen...)
 }
 
 func TestCancelledCallerDoesNotCancelSharedPull(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package metrics is the daemon's optional Prometheus endpoint: per CRI
-// method call counts, errors and latency, image pull outcomes and bytes,
-// container OOM kills, dropped event subscribers, and each supervised
+// method call counts, errors and latency, image pull outcomes, the bytes
+// and layers image downloads fetched or reused, container OOM kills, dropped event subscribers, and each supervised
 // service's restarts and state. It serves /metrics on a loopback TCP
 // address or a unix socket, and refuses any other address unless told
 // otherwise. Every Observe method is safe on a nil *Metrics, so callers
@@ -49,6 +49,7 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	pulls     *prometheus.CounterVec
 	pullBytes prometheus.Counter
+	layers    *prometheus.CounterVec
 	ooms      prometheus.Counter
 }
 
@@ -80,12 +81,17 @@ func (m *Metrics) build() {
 		Name: "arbor_image_pulls_total", Help: "Image pulls, by outcome (a gRPC code name; OK is success).",
 	}, []string{"outcome"})
 	m.pullBytes = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "arbor_image_pull_bytes_total", Help: "Bytes of images pulled successfully.",
+		Name: "arbor_image_pull_bytes_total",
+		Help: "Bytes image downloads read from registries and archives, failed ones included; a download pulls share counts once.",
 	})
+	m.layers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arbor_image_pull_layers_total",
+		Help: "Image layers downloads met, by whether they were fetched or reused (already stored).",
+	}, []string{"source"})
 	m.ooms = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "arbor_container_oom_kills_total", Help: "Containers that exited because the kernel OOM killer killed them.",
 	})
-	m.reg.MustRegister(m.calls, m.errors, m.latency, m.pulls, m.pullBytes, m.ooms,
+	m.reg.MustRegister(m.calls, m.errors, m.latency, m.pulls, m.pullBytes, m.layers, m.ooms,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if b := m.cfg.Events; b != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -115,16 +121,24 @@ func (m *Metrics) Observe(method string, took time.Duration, code string) {
 	m.latency.WithLabelValues(method).Observe(took.Seconds())
 }
 
-// ObservePull records one image pull: its outcome as a gRPC code name and,
-// for a success, the image's size in bytes.
-func (m *Metrics) ObservePull(bytes uint64, code string) {
+// ObservePull records the outcome of one PullImage call as a gRPC code
+// name ("OK", "NotFound").
+func (m *Metrics) ObservePull(code string) {
 	if m == nil {
 		return
 	}
 	m.pulls.WithLabelValues(code).Inc()
-	if code == "OK" {
-		m.pullBytes.Add(float64(bytes))
+}
+
+// ObserveDownload records one image download: the bytes it read and the
+// layers it fetched and reused. Several PullImage calls can share one.
+func (m *Metrics) ObserveDownload(bytes uint64, layersFetched, layersReused int) {
+	if m == nil {
+		return
 	}
+	m.pullBytes.Add(float64(bytes))
+	m.layers.WithLabelValues("fetched").Add(float64(layersFetched))
+	m.layers.WithLabelValues("reused").Add(float64(layersReused))
 }
 
 // ObserveOOMKill counts a container killed by the OOM killer. Serve counts

@@ -89,9 +89,11 @@ func TestHandlerOutput(t *testing.T) {
 	m.Observe("RunPodSandbox", 20*time.Millisecond, "OK")
 	m.Observe("RunPodSandbox", 3*time.Second, "Internal")
 	m.Observe("ContainerStatus", time.Millisecond, "NotFound")
-	m.ObservePull(1000, "OK")
-	m.ObservePull(5000, "OK")
-	m.ObservePull(99, "NotFound")
+	m.ObservePull("OK")
+	m.ObservePull("OK")
+	m.ObservePull("NotFound")
+	m.ObserveDownload(1000, 2, 0)
+	m.ObserveDownload(5000, 1, 3)
 	m.ObserveOOMKill()
 	sub := broker.Subscribe()
 	broker.Publish(nil)
@@ -109,6 +111,8 @@ func TestHandlerOutput(t *testing.T) {
 		`arbor_image_pulls_total{outcome="OK"} 2`,
 		`arbor_image_pulls_total{outcome="NotFound"} 1`,
 		`arbor_image_pull_bytes_total 6000`,
+		`arbor_image_pull_layers_total{source="fetched"} 3`,
+		`arbor_image_pull_layers_total{source="reused"} 3`,
 		`arbor_container_oom_kills_total 1`,
 		`arbor_events_dropped_subscribers_total 1`,
 		`arbor_service_restarts_total{domain="core",service="listener"} 2`,
@@ -131,7 +135,8 @@ func TestHandlerOutput(t *testing.T) {
 	}
 	var nilMetrics *Metrics
 	nilMetrics.Observe("Version", time.Millisecond, "OK") // metrics off: no panic
-	nilMetrics.ObservePull(1, "OK")
+	nilMetrics.ObservePull("OK")
+	nilMetrics.ObserveDownload(1, 1, 1)
 	nilMetrics.ObserveOOMKill()
 }
 
