@@ -141,6 +141,21 @@ check_crash() {
 	fi
 }
 
+# check_evented runs when the kubelet has EventedPLEG: arbor's container
+# events reach it (stopped events make it relist the pod at once) and none
+# lacks the pod's status, and the kubelet never gave up on the stream.
+check_evented() {
+	[[ ,$FEATURE_GATES, == *,EventedPLEG=true,* ]] || return 0
+	local relists bad
+	relists=$(grep -cF '"Evented PLEG: requested pod relist after container termination"' "$OUT/kubelet.log")
+	bad=$(grep -cE 'Evented PLEG: (received ContainerEventResponse with nil|disabling container-termination)' "$OUT/kubelet.log")
+	if ((relists > 0 && bad == 0)); then
+		pass evented "the kubelet relisted $relists time(s) on arbor's container stopped events; no event lacked the pod's status"
+	else
+		fail evented "relists on stopped events: $relists; events without a pod status or a stream given up: $bad"
+	fi
+}
+
 # userns_exec CMD...: runs CMD in the userns pod's running container.
 userns_exec() {
 	local id

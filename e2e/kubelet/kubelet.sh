@@ -3,7 +3,8 @@
 #
 # Needs from the caller: say, die, free_port, $tmp (temp folder), $sock (CRI
 # socket), $OUT (logs), $node (node name), $cgroot (cgroup root, used when
-# CGROUPS_PER_QOS=true), $VERBOSITY, $KUBELET (binary).
+# CGROUPS_PER_QOS=true), $VERBOSITY, $KUBELET (binary), $FEATURE_GATES
+# (NAME=bool,...; may be empty).
 # Sets: kubelet_pid, kubelet_port, kwork (the kubelet's folder, $tmp/kubelet),
 # manifests (the static pod folder).
 #
@@ -15,7 +16,7 @@
 
 # kubelet_config writes the KubeletConfiguration to $kwork/config.yaml.
 kubelet_config() {
-	local healthz=$1 nofile cgroups
+	local healthz=$1 nofile cgroups gates="" gate
 	nofile=$(ulimit -Hn)
 	[[ $nofile == unlimited ]] && nofile=1000000
 	if [[ $CGROUPS_PER_QOS == true ]]; then
@@ -25,6 +26,12 @@ enforceNodeAllocatable: [\"pods\"]"
 	else
 		cgroups="cgroupsPerQOS: false
 enforceNodeAllocatable: []"
+	fi
+	if [[ -n $FEATURE_GATES ]]; then
+		gates="featureGates:"
+		for gate in ${FEATURE_GATES//,/ }; do
+			gates+=$'\n'"  ${gate%%=*}: ${gate#*=}"
+		done
 	fi
 	cat >"$kwork/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -38,6 +45,7 @@ runtimeRequestTimeout: 2m
 podLogsDir: "$kwork/pod-logs"
 cgroupDriver: cgroupfs
 $cgroups
+$gates
 failCgroupV1: false
 failSwapOn: false
 oomScoreAdj: 0

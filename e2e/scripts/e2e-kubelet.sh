@@ -24,6 +24,8 @@
 #                  restarts the container (attempt and restartCount rise)
 #        crash     a container that exits 1: attempts rise, the kubelet
 #                  reports exit code 1 and restarts
+#        evented   with FEATURE_GATES=EventedPLEG=true only: the kubelet
+#                  takes arbor's container events and relists on each stop
 #        userns    a pod with hostUsers: false: its container's root is
 #                  mapped to a host ID the kubelet chose, not 0; Running
 #        removal   the manifests are deleted; the kubelet stops and removes
@@ -43,6 +45,8 @@
 #   VERBOSITY  kubelet -v (default 4; 3 or more is needed for the probe check)
 #   CRI_TRACE  1 logs every CRI request and response the kubelet makes
 #   CGROUPS_PER_QOS  false: no kubepods tree, no cgroup_parent (default true)
+#   FEATURE_GATES    kubelet feature gates, NAME=true,NAME=false (for example
+#              EventedPLEG=true, which takes container events from arbor)
 #   KEEP       1 keeps the temporary folder
 # Exit code: 0 when every check passed, 1 when one failed, 2 on a setup error.
 set -uo pipefail
@@ -54,6 +58,7 @@ OUT=${OUT:-${TMPDIR:-/tmp}/arbor-e2e-kubelet/$(date -u +%Y%m%dT%H%M%SZ)}
 LOG_LEVEL=${LOG_LEVEL:-info}
 VERBOSITY=${VERBOSITY:-4}
 CGROUPS_PER_QOS=${CGROUPS_PER_QOS:-true}
+FEATURE_GATES=${FEATURE_GATES:-}
 node=arbor-e2e-node
 
 say() { printf '[e2e-kubelet] %s\n' "$*" >&2; }
@@ -252,6 +257,7 @@ main() {
 	check_stats
 	check_liveness
 	check_crash
+	check_evented
 	check_userns
 	check_removal
 	kubelet_pods >"$OUT/pods-after.json" 2>/dev/null
