@@ -54,29 +54,25 @@ func (s *RuntimeServer) ListContainerStats(ctx context.Context, req *runtimeapi.
 }
 
 // containerStats yields the stats ListContainerStats and
-// StreamContainerStats report for f, reading each container as it is
-// pulled; it stops early when ctx ends.
+// StreamContainerStats report for f, reading several containers at once
+// (readAhead); it stops early when ctx ends.
 func (s *RuntimeServer) containerStats(ctx context.Context, src StatsSource, f *runtimeapi.ContainerStatsFilter) iter.Seq[*runtimeapi.ContainerStats] {
-	return func(yield func(*runtimeapi.ContainerStats) bool) {
-		for _, e := range s.Store.Containers.All() {
-			if ctx.Err() != nil {
-				return
-			}
-			c := e.Get()
-			if !strings.HasPrefix(c.ID, f.GetId()) || !strings.HasPrefix(c.PodID, f.GetPodSandboxId()) ||
-				!labelsMatch(c.Config.GetLabels(), f.GetLabelSelector()) {
-				continue
-			}
-			cs, err := src.Container(ctx, containerTarget(&c))
-			if err != nil {
-				Logger(ctx).Warn("Cannot read container stats", "container_id", c.ID, "error", err)
-				continue
-			}
-			if !yield(containerStatsToCRI(&c, &cs)) {
-				return
-			}
+	var matched []store.Container
+	for _, e := range s.Store.Containers.All() {
+		c := e.Get()
+		if strings.HasPrefix(c.ID, f.GetId()) && strings.HasPrefix(c.PodID, f.GetPodSandboxId()) &&
+			labelsMatch(c.Config.GetLabels(), f.GetLabelSelector()) {
+			matched = append(matched, c)
 		}
 	}
+	return readAhead(ctx, matched, func(c *store.Container) (*runtimeapi.ContainerStats, bool) {
+		cs, err := src.Container(ctx, containerTarget(c))
+		if err != nil {
+			Logger(ctx).Warn("Cannot read container stats", "container_id", c.ID, "error", err)
+			return nil, false
+		}
+		return containerStatsToCRI(c, &cs), true
+	})
 }
 
 // statsSource is the configured collector, or Unavailable.

@@ -213,26 +213,22 @@ func (s *RuntimeServer) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi
 }
 
 // allPodMetrics yields the metrics ListPodSandboxMetrics and
-// StreamPodSandboxMetrics report, reading each pod as it is pulled; it
-// stops early when ctx ends.
+// StreamPodSandboxMetrics report, reading several pods at once
+// (readAhead); it stops early when ctx ends.
 func (s *RuntimeServer) allPodMetrics(ctx context.Context, src StatsSource) iter.Seq[*runtimeapi.PodSandboxMetrics] {
-	return func(yield func(*runtimeapi.PodSandboxMetrics) bool) {
-		for _, e := range s.Store.Pods.All() {
-			if ctx.Err() != nil {
-				return
-			}
-			p := e.Get()
-			t, ctrs := s.podTarget(&p)
-			ps, err := src.Pod(ctx, t)
-			if err != nil {
-				Logger(ctx).Warn("Cannot read pod sandbox metrics", "pod_sandbox_id", p.ID, "error", err)
-				continue
-			}
-			if !yield(podMetrics(&p, ctrs, &ps)) {
-				return
-			}
-		}
+	var pods []store.Pod
+	for _, e := range s.Store.Pods.All() {
+		pods = append(pods, e.Get())
 	}
+	return readAhead(ctx, pods, func(p *store.Pod) (*runtimeapi.PodSandboxMetrics, bool) {
+		t, ctrs := s.podTarget(p)
+		ps, err := src.Pod(ctx, t)
+		if err != nil {
+			Logger(ctx).Warn("Cannot read pod sandbox metrics", "pod_sandbox_id", p.ID, "error", err)
+			return nil, false
+		}
+		return podMetrics(p, ctrs, &ps), true
+	})
 }
 
 func podMetrics(p *store.Pod, ctrs []store.Container, ps *stats.PodStats) *runtimeapi.PodSandboxMetrics {

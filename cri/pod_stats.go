@@ -44,28 +44,24 @@ func (s *RuntimeServer) ListPodSandboxStats(ctx context.Context, req *runtimeapi
 }
 
 // podStats yields the stats ListPodSandboxStats and StreamPodSandboxStats
-// report for f, reading each pod as it is pulled; it stops early when ctx
-// ends.
+// report for f, reading several pods at once (readAhead); it stops early
+// when ctx ends.
 func (s *RuntimeServer) podStats(ctx context.Context, src StatsSource, f *runtimeapi.PodSandboxStatsFilter) iter.Seq[*runtimeapi.PodSandboxStats] {
-	return func(yield func(*runtimeapi.PodSandboxStats) bool) {
-		for _, e := range s.Store.Pods.All() {
-			if ctx.Err() != nil {
-				return
-			}
-			p := e.Get()
-			if !strings.HasPrefix(p.ID, f.GetId()) || !labelsMatch(p.Config.GetLabels(), f.GetLabelSelector()) {
-				continue
-			}
-			ps, err := s.readPod(ctx, src, &p)
-			if err != nil {
-				Logger(ctx).Warn("Cannot read pod sandbox stats", "pod_sandbox_id", p.ID, "error", err)
-				continue
-			}
-			if !yield(ps) {
-				return
-			}
+	var matched []store.Pod
+	for _, e := range s.Store.Pods.All() {
+		p := e.Get()
+		if strings.HasPrefix(p.ID, f.GetId()) && labelsMatch(p.Config.GetLabels(), f.GetLabelSelector()) {
+			matched = append(matched, p)
 		}
 	}
+	return readAhead(ctx, matched, func(p *store.Pod) (*runtimeapi.PodSandboxStats, bool) {
+		ps, err := s.readPod(ctx, src, p)
+		if err != nil {
+			Logger(ctx).Warn("Cannot read pod sandbox stats", "pod_sandbox_id", p.ID, "error", err)
+			return nil, false
+		}
+		return ps, true
+	})
 }
 
 // readPod reads a pod and its containers and converts them.

@@ -202,7 +202,7 @@ func cleanPath(path string) (string, error) {
 // readPSI reads the pressure files of resource (cpu, memory, io) in dir;
 // nil when the kernel has none there.
 func readPSI(dir, resource string) *PSI {
-	data, err := os.ReadFile(filepath.Join(dir, resource+".pressure"))
+	data, err := readFile(filepath.Join(dir, resource+".pressure"))
 	if err != nil {
 		return nil
 	}

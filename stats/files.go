@@ -21,7 +21,7 @@ func (l Layout) files(rel string) *Files {
 	if !l.V2 {
 		dir = l.v1Dir("cpuacct", rel)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	data, err := readFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
 		return nil
 	}

@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"os"
@@ -145,7 +144,7 @@ func readV1IO(dir string) ([]DeviceIO, error) {
 // readBlkio parses name_recursive, else name; neither is no devices.
 func readBlkio(dir, name string) (map[devNum]readWrite, error) {
 	for _, n := range []string{name + "_recursive", name} {
-		data, err := os.ReadFile(filepath.Join(dir, n))
+		data, err := readFile(filepath.Join(dir, n))
 		if err == nil {
 			return parseBlkio(string(data)), nil
 		}
@@ -158,7 +157,7 @@ func readBlkio(dir, name string) (map[devNum]readWrite, error) {
 
 // readV2IO reads io.stat; a folder without the io controller has none.
 func readV2IO(dir string) ([]DeviceIO, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "io.stat"))
+	data, err := readFile(filepath.Join(dir, "io.stat"))
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -180,14 +179,12 @@ func (l Layout) nameDevices(devs []DeviceIO) {
 // "major:minor" when sysfs does not name it.
 func deviceName(root string, major, minor uint64) string {
 	num := fmt.Sprintf("%d:%d", major, minor)
-	f, err := os.Open(filepath.Join(root, num, "uevent"))
+	data, err := readFile(filepath.Join(root, num, "uevent"))
 	if err != nil {
 		return num
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if name, ok := strings.CutPrefix(sc.Text(), "DEVNAME="); ok && name != "" {
+	for line := range strings.Lines(string(data)) {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "DEVNAME="); ok && name != "" {
 			return "/dev/" + name
 		}
 	}

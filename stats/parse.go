@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -89,7 +88,7 @@ func parsePSILine(fields []string, into *PSIData) error {
 
 // readUint reads a file holding one number; "max" is 0 (no limit).
 func readUint(path string) (uint64, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +114,7 @@ func readOptionalUint(path string) (n uint64, ok bool, err error) {
 
 // readKeyValues reads a "key value" file; a missing one is empty.
 func readKeyValues(path string) (map[string]uint64, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]uint64{}, nil
 	}
