@@ -25,12 +25,11 @@ func TestNothingLeavesTheMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 	trace := filepath.Join(dir, "strace.log")
+	// sh -c takes $0 and $1 from the words after the script; "$@" starts
+	// at $1, so that is shifted off before the daemon's command line.
 	wrap := []string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-		`mount --bind "$0" /etc/resolv.conf && exec strace -f -qq -e trace=connect,sendto -o "$1" "$@"`,
+		`mount --bind "$0" /etc/resolv.conf && t="$1" && shift && exec strace -f -qq -e trace=connect,sendto -o "$t" "$@"`,
 		resolv, trace}
-	// sh -c takes $0 and $1 from the words after the script, then "$@" is
-	// everything after them: shift them off first.
-	wrap[7] = `mount --bind "$0" /etc/resolv.conf && t="$1" && shift && exec strace -f -qq -e trace=connect,sendto -o "$t" "$@"`
 	d := harness.Start(t, harness.Options{Shared: env, Wrap: wrap})
 	cri := d.Client(t)
 
