@@ -34,7 +34,14 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	if err != nil {
 		return nil, err
 	}
+	// Held shared until the container is listed: the pod's stop or removal
+	// waits, then stops or removes the container with the rest.
+	podEntry.Op.RLock()
+	defer podEntry.Op.RUnlock()
 	pod := podEntry.Get()
+	if podEntry.Removed() {
+		return nil, status.Errorf(codes.NotFound, "pod sandbox %s was removed", pod.ID)
+	}
 	if pod.State != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil, failedPrecondition("pod sandbox %s is not ready", pod.ID)
 	}

@@ -4,8 +4,10 @@
 // restarted daemon can find everything again.
 //
 // Each object has two locks. Op serializes state-changing calls on that
-// object (a create, a stop, a remove) and may be held for long; the data
-// lock guards the record and is held only to read or write it. List calls
+// object (a create, a stop, a remove) and may be held for long; a call
+// that adds to it (a container create in a pod) holds it shared, so that
+// the pod's stop or removal waits for the new container and covers it.
+// The data lock guards the record and is held only to read or write it. List calls
 // take only data locks, so a stuck stop never blocks ListContainers.
 package store
 
@@ -45,8 +47,9 @@ func NewIndex[T any](kind string) *Index[T] {
 // Entry is one object: its record and its locks.
 type Entry[T any] struct {
 	ID string
-	// Op serializes state-changing calls on this object.
-	Op sync.Mutex
+	// Op serializes state-changing calls on this object; calls that add
+	// to it (a container to a pod) hold it shared.
+	Op sync.RWMutex
 
 	mu      sync.RWMutex
 	rec     T    // guarded by mu

@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestPodGoesDuringCreate stops or removes a pod while a container is
+// being created in it, held up at a fault point (its writable layer made,
+// or its process created too). The stop or removal waits for the create,
+// then covers the new container like the others: after a stop it is not
+// running and cannot be started, after a removal it is gone, and nothing
+// leaks either way.
+func TestPodGoesDuringCreate(t *testing.T) {
+	for _, point := range []string{"CreateContainer.after-storage", "CreateContainer.after-runtime"} {
+		for _, remove := range []bool{false, true} {
+			what := map[bool]string{false: "stop", true: "remove"}[remove]
+			t.Run(fmt.Sprintf("%s/%s", point, what), func(t *testing.T) {
+				podGoesDuringCreate(t, point, remove)
+			})
+		}
+	}
+}
+
+func podGoesDuringCreate(t *testing.T, point string, remove bool) {
+	pt := newPodTest(t)
+	pod := pt.podConfig("going")
+	podID := pt.runPod(pod)
+	if err := pt.d.Fault(point, "delay=1500ms", 1); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		id  string
+		err error
+	}
+	created := make(chan result, 1)
+	go func() {
+		resp, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{
+			PodSandboxId: podID, Config: pt.ctrConfig("late", "sleep 3600"), SandboxConfig: pod})
+		created <- result{resp.GetContainerId(), err}
+	}()
+	if err := pt.d.WaitLog("Fault fired", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if remove {
+		_, err = pt.cri.RemovePodSandbox(pt.ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID})
+	} else {
+		_, err = pt.cri.StopPodSandbox(pt.ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID})
+	}
+	if err != nil {
+		t.Fatalf("the pod's %s during a create: %v", map[bool]string{false: "stop", true: "removal"}[remove], err)
+	}
+	r := <-created
+	if r.err != nil {
+		t.Fatalf("the create the pod's stop waited for failed: %v", r.err)
+	}
+
+	st, err := pt.cri.ContainerStatus(pt.ctx, &runtimeapi.ContainerStatusRequest{ContainerId: r.id})
+	switch {
+	case remove && err == nil:
+		t.Errorf("container %s (%s) outlived its removed pod", r.id, st.GetStatus().GetState())
+	case !remove && err != nil:
+		t.Errorf("status of the container created in the stopped pod: %v", err)
+	case !remove && st.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING:
+		t.Errorf("container %s runs in a stopped pod", r.id)
+	}
+	if !remove {
+		if _, err := pt.cri.StartContainer(pt.ctx, &runtimeapi.StartContainerRequest{ContainerId: r.id}); err == nil {
+			t.Errorf("container %s started in a stopped pod", r.id)
+		}
+	}
+	pt.removePods()
+	checkNoLeaks(t, pt)
+	pt.finish()
+}
