@@ -42,7 +42,7 @@ func (s *RuntimeServer) removeContainer(ctx context.Context, e *store.Entry[stor
 		return err
 	}
 	c := e.Update(func(c *store.Container) { c.Phase = store.PhaseRemoving })
-	if err := s.Store.SaveContainer(c); err != nil {
+	if err := s.Store.SaveContainerOf(e); err != nil {
 		return err
 	}
 	if err := s.OCI.Delete(ctx, c.ID); err != nil {
@@ -63,10 +63,9 @@ func (s *RuntimeServer) removeContainer(ctx context.Context, e *store.Entry[stor
 	if err := s.point(ctx, "RemoveContainer.before-state-write"); err != nil {
 		return err
 	}
-	if err := s.Store.DeleteContainer(c.ID); err != nil {
+	if err := s.Store.RemoveContainerOf(e); err != nil {
 		return err
 	}
-	s.Store.Containers.Remove(c.ID, c.Name)
 	s.publish(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, c)
 	s.nriRemoved(ctx, c)
 	return nil

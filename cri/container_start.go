@@ -51,7 +51,7 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 			c.State = runtimeapi.ContainerState_CONTAINER_RUNNING
 		}
 	})
-	if err := s.Store.SaveContainer(c); err != nil {
+	if err := s.Store.SaveContainerOf(e); err != nil {
 		return nil, err
 	}
 	s.publish(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, c)

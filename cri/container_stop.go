@@ -79,7 +79,9 @@ func (s *RuntimeServer) recordExit(e *store.Entry[store.Container]) (bool, error
 	if !changed {
 		return true, nil
 	}
-	if err := s.Store.SaveContainer(c); err != nil {
+	// Not always under the Op lock: SaveContainerOf keeps the record from
+	// going back, or coming back after a removal.
+	if err := s.Store.SaveContainerOf(e); err != nil {
 		return true, err
 	}
 	s.publish(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, c)

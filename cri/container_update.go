@@ -37,7 +37,7 @@ func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runti
 		return nil, err
 	}
 	c := e.Update(func(c *store.Container) { c.Resources = req.GetLinux() })
-	if err := s.Store.SaveContainer(c); err != nil {
+	if err := s.Store.SaveContainerOf(e); err != nil {
 		return nil, err
 	}
 	if pod, ctr := s.nriPair(c); pod != nil {

@@ -60,6 +60,33 @@ func (s *Store) SaveContainer(c Container) error {
 // DeleteContainer removes a container's record.
 func (s *Store) DeleteContainer(id string) error { return s.ctrDisk.Delete(id) }
 
+// SaveContainerOf writes the record of a listed container as it is when
+// the write begins, unless the container was removed. Writes of one
+// container are serialized with each other and with RemoveContainerOf,
+// so calls that change a container without its Op lock (the exit monitor,
+// a status call that notices an exit) never put an older state back on
+// disk, nor a record back after the removal deleted it.
+func (s *Store) SaveContainerOf(e *Entry[Container]) error {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
+	if e.Removed() {
+		return nil
+	}
+	return s.SaveContainer(e.Get())
+}
+
+// RemoveContainerOf deletes a container's record and takes it out of the
+// index, as one step for SaveContainerOf.
+func (s *Store) RemoveContainerOf(e *Entry[Container]) error {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
+	if err := s.DeleteContainer(e.ID); err != nil {
+		return err
+	}
+	s.Containers.Remove(e.ID, e.Get().Name)
+	return nil
+}
+
 // LoadRecords reads every record on disk, for restore. Unreadable records
 // are returned by ID with their error.
 func (s *Store) LoadRecords() (pods map[string]*Pod, ctrs map[string]*Container, bad map[string]error, err error) {

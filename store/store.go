@@ -54,6 +54,10 @@ type Entry[T any] struct {
 	mu      sync.RWMutex
 	rec     T    // guarded by mu
 	removed bool // guarded by mu
+
+	// saveMu orders the writes of the record with its deletion: see
+	// Store.SaveContainerOf.
+	saveMu sync.Mutex
 }
 
 // Get returns a copy of the record.

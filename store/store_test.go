@@ -133,3 +133,70 @@ func TestDiskRoundTrip(t *testing.T) {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
+
+// TestSaveContainerOfAfterRemoval has savers race a removal: whichever
+// order they run in, no record is left once the container is removed, and
+// a save before it writes the newest state.
+func TestSaveContainerOfAfterRemoval(t *testing.T) {
+	for range 50 {
+		s, err := Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := s.Containers.Add("c1", Container{ID: "c1", Name: "n", State: 1})
+		if err := s.SaveContainerOf(e); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				e.Update(func(c *Container) { c.ExitCode = int32(i) })
+				if err := s.SaveContainerOf(e); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Go(func() {
+			if err := s.RemoveContainerOf(e); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		_, ctrs, _, err := s.LoadRecords()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ctrs) != 0 {
+			t.Fatalf("records after the removal: %v", ctrs)
+		}
+		if _, err := s.Containers.Lookup("c1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("lookup after the removal: %v", err)
+		}
+	}
+}
+
+// TestSaveContainerOfWritesTheNewest: a save that was held up writes the
+// record as it is by then, not the state its caller changed.
+func TestSaveContainerOfWritesTheNewest(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := s.Containers.Add("c1", Container{ID: "c1", State: 1})
+	e.saveMu.Lock() // a save in progress
+	done := make(chan error, 1)
+	e.Update(func(c *Container) { c.State = 2 })
+	go func() { done <- s.SaveContainerOf(e) }()
+	e.Update(func(c *Container) { c.State = 3; c.ExitCode = 7 })
+	e.saveMu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, ctrs, _, err := s.LoadRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ctrs["c1"]; c == nil || c.State != 3 || c.ExitCode != 7 {
+		t.Fatalf("record on disk: %+v, want the newest state 3 with exit code 7", c)
+	}
+}
