@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/arbor-cri/arbor/images"
 	"github.com/arbor-cri/arbor/oci"
 	"github.com/arbor-cri/arbor/oci/spec"
@@ -65,6 +67,44 @@ func (s *RuntimeServer) startInfra(ctx context.Context, p *store.Pod, u *undo) e
 	p.InfraID, p.InfraPid = c.ID, pid
 	p.NS.PID = fmt.Sprintf("/proc/%d/ns/pid", pid)
 	return nil
+}
+
+// infraExited handles the exit of what may be a pod's infra process (its
+// ID is the pod's). Its PID namespace died with it, so no container can
+// join it any more: the pod is marked not ready, with a stopped event, as
+// containerd does when a sandbox's task exits, and the kubelet then stops
+// it and makes a new one. The pod's stop or removal, which ends the infra
+// process itself, holds the pod's lock meanwhile; so the check runs apart
+// from the exit monitor, after it.
+func (s *RuntimeServer) infraExited(id string) {
+	e, err := s.Store.Pods.Lookup(id)
+	if err != nil || e.ID != id {
+		return
+	}
+	go func() {
+		e.Op.Lock()
+		defer e.Op.Unlock()
+		s.markInfraGone(e)
+	}()
+}
+
+// markInfraGone marks the pod of e, whose Op lock the caller holds, not
+// ready if it is ready and its infra process has exited.
+func (s *RuntimeServer) markInfraGone(e *store.Entry[store.Pod]) {
+	p := e.Get()
+	if e.Removed() || p.State != runtimeapi.PodSandboxState_SANDBOX_READY || p.InfraID == "" {
+		return
+	}
+	code, _, exited, err := s.OCI.ReadExit(p.InfraID)
+	if err != nil || !exited {
+		return
+	}
+	p = e.Update(func(p *store.Pod) { p.State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY })
+	if err := s.Store.SavePod(p); err != nil {
+		s.log.Warn("Cannot save a pod whose infra process exited", "pod_sandbox_id", p.ID, "error", err)
+	}
+	s.publishPod(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, p)
+	s.log.Warn("Infra process of a pod exited: the pod is not ready", "pod_sandbox_id", p.ID, "exit_code", code)
 }
 
 // pauseImage returns the pause image, pulling it the first time.

@@ -48,7 +48,8 @@ func (s *RuntimeServer) stopPod(ctx context.Context, e *store.Entry[store.Pod]) 
 	}
 	p := e.Get()
 	wasReady := p.State == runtimeapi.PodSandboxState_SANDBOX_READY
-	if wasReady && s.NRI != nil {
+	// A pod whose infra process died is not ready but not stopped yet.
+	if (wasReady || p.InfraID != "") && s.NRI != nil {
 		// Once, with the containers stopped and the pod still whole.
 		nriTold(ctx, "StopPodSandbox", p.ID, s.NRI.StopPodSandbox(ctx, nriPod(&p)))
 	}

@@ -196,7 +196,12 @@ func (s *RuntimeServer) restorePod(ctx context.Context, p *store.Pod, count func
 		s.log.Warn("Pod name held twice", "pod_sandbox_id", p.ID, "error", err)
 		return
 	}
-	s.Store.Pods.Add(p.ID, *p)
+	e := s.Store.Pods.Add(p.ID, *p)
+	// An infra process that exited while the daemon was down leaves the
+	// pod not ready, as one that exits while it runs.
+	e.Op.Lock()
+	s.markInfraGone(e)
+	e.Op.Unlock()
 	count(func(r *RestoreReport) { r.Pods++ })
 }
 

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -76,4 +80,72 @@ func podGoesDuringCreate(t *testing.T, point string, remove bool) {
 	pt.removePods()
 	checkNoLeaks(t, pt)
 	pt.finish()
+}
+
+// TestInfraExitMakesPodNotReady kills the infra process of a pod that
+// shares its PID namespace, once while the daemon runs and once while it
+// is down: the pod is reported not ready (its PID namespace is gone), no
+// container can be created or started in it, and the kubelet's stop and
+// removal leave nothing behind.
+func TestInfraExitMakesPodNotReady(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		t.Run(map[bool]string{false: "running", true: "down"}[down], func(t *testing.T) {
+			pt := newPodTest(t)
+			pod := pt.podConfig("infra-dies")
+			pod.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+			podID := pt.runPod(pod)
+			cfg := pt.ctrConfig("member", "sleep 3600")
+			cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+			resp, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod})
+			if err != nil {
+				t.Fatal(err)
+			}
+			created := resp.GetContainerId()
+			infra := infraPid(t, pt, podID)
+			if down {
+				pt.d.Kill()
+			}
+			if err := syscall.Kill(infra, syscall.SIGKILL); err != nil {
+				t.Fatalf("killing the infra process %d: %v", infra, err)
+			}
+			if down {
+				waitFor(t, "the infra process to be gone", func() bool { return syscall.Kill(infra, 0) != nil })
+				pt.restart(t)
+			}
+			waitFor(t, "the pod to be not ready", func() bool {
+				st, err := pt.cri.PodSandboxStatus(pt.ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: podID})
+				return err == nil && st.GetStatus().GetState() == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+			})
+			if _, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod}); status.Code(err) != codes.FailedPrecondition {
+				t.Errorf("creating a container in a pod whose infra process died: %v, want FailedPrecondition", err)
+			}
+			if _, err := pt.cri.StartContainer(pt.ctx, &runtimeapi.StartContainerRequest{ContainerId: created}); status.Code(err) != codes.FailedPrecondition {
+				t.Errorf("starting a container in a pod whose infra process died: %v, want FailedPrecondition", err)
+			}
+			if _, err := pt.cri.StopPodSandbox(pt.ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+				t.Fatalf("stopping the pod: %v", err)
+			}
+			if _, err := pt.cri.RemovePodSandbox(pt.ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+				t.Fatalf("removing the pod: %v", err)
+			}
+			checkNoLeaks(t, pt)
+			pt.finish()
+		})
+	}
+}
+
+// infraPid is the pid of a pod's infra process, from its verbose status.
+func infraPid(t *testing.T, pt *podTest, podID string) int {
+	t.Helper()
+	st, err := pt.cri.PodSandboxStatus(pt.ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: podID, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
+		t.Fatalf("infra pid in %q: %v", st.GetInfo()["info"], err)
+	}
+	return info.Pid
 }
