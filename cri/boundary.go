@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // Boundary is the one place where every CRI call enters the daemon: it
@@ -110,7 +111,11 @@ func (s *loggedStream) Context() context.Context { return s.ctx }
 
 func (b *Boundary) recovered(log *slog.Logger, method string, r any) error {
 	b.panics.Add(1)
-	log.Error("Handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	stack := debug.Stack()
+	if p, ok := r.(*safe.Panic); ok { // raised again from a goroutine of the handler's
+		r, stack = p.Value, p.Stack
+	}
+	log.Error("Handler panicked", "panic", fmt.Sprint(r), "stack", string(stack))
 	return status.Errorf(codes.Internal, "internal error in %s: %v", method, r)
 }
 

@@ -66,6 +66,9 @@ func (s *RuntimeServer) containerStats(ctx context.Context, src StatsSource, f *
 		}
 	}
 	return readAhead(ctx, matched, func(c *store.Container) (*runtimeapi.ContainerStats, bool) {
+		if err := s.point(ctx, "ContainerStats.read"); err != nil {
+			return nil, false
+		}
 		cs, err := src.Container(ctx, containerTarget(c))
 		if err != nil {
 			Logger(ctx).Warn("Cannot read container stats", "container_id", c.ID, "error", err)

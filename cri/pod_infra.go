@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/arbor-cri/arbor/images"
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/oci"
 	"github.com/arbor-cri/arbor/oci/spec"
 	"github.com/arbor-cri/arbor/sandbox"
@@ -81,11 +82,11 @@ func (s *RuntimeServer) infraExited(id string) {
 	if err != nil || e.ID != id {
 		return
 	}
-	go func() {
+	safe.Go(s.log, "infra exit of pod "+id, func() {
 		e.Op.Lock()
 		defer e.Op.Unlock()
 		s.markInfraGone(e)
-	}()
+	})
 }
 
 // markInfraGone marks the pod of e, whose Op lock the caller holds, not

@@ -5,8 +5,9 @@ import (
 	"iter"
 	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // readBatch is how many objects readAhead reads before it yields them:
@@ -31,15 +32,17 @@ func readAhead[T, R any](ctx context.Context, xs []T, read func(*T) (R, bool)) i
 			out := make([]R, len(batch))
 			ok := make([]bool, len(batch))
 			var next atomic.Int64
-			var wg sync.WaitGroup
+			// A panic in a read is raised again here, in the handler's
+			// goroutine, where the CRI boundary recovers it.
+			var g safe.Group
 			for range min(readWorkers, len(batch)) {
-				wg.Go(func() {
+				g.Go(func() {
 					for i := int(next.Add(1) - 1); i < len(batch) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
 						out[i], ok[i] = read(&batch[i])
 					}
 				})
 			}
-			wg.Wait()
+			g.Wait()
 			for i := range batch {
 				if ok[i] && !yield(out[i]) {
 					return

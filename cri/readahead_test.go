@@ -3,9 +3,12 @@ package cri
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 func TestReadAheadKeepsOrderAndSkips(t *testing.T) {
@@ -76,4 +79,24 @@ func TestReadAheadStops(t *testing.T) {
 	if got := slices.Collect(readAhead(ctx, xs, count)); len(got) != 0 || reads != 0 {
 		t.Errorf("with an ended context: %d items, %d reads", len(got), reads)
 	}
+}
+
+// TestReadAheadRaisesAPanic: a read that panics in a worker panics the
+// consumer's goroutine, where the CRI boundary recovers, with the
+// worker's stack.
+func TestReadAheadRaisesAPanic(t *testing.T) {
+	defer func() {
+		p, ok := recover().(*safe.Panic)
+		if !ok || p.Value != "bad cgroup" || !strings.Contains(string(p.Stack), "readahead_test.go") {
+			t.Errorf("consumer recovered %v, want the worker's *safe.Panic", p)
+		}
+	}()
+	for range readAhead(context.Background(), []int{1, 2, 3}, func(x *int) (int, bool) {
+		if *x == 2 {
+			panic("bad cgroup")
+		}
+		return *x, true
+	}) {
+	}
+	t.Error("readAhead ended without the panic")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/oci"
 	"github.com/arbor-cri/arbor/sandbox"
 	"github.com/arbor-cri/arbor/store"
@@ -69,8 +71,8 @@ func (s *RuntimeServer) Restore(ctx context.Context, opts RestoreOptions) (Resto
 		s.wipeRecords(ctx, pods, ctrs, count)
 	}
 	s.removeContainersOfDoomedPods(ctx, pods, ctrs, count)
-	parallel(ctx, values(pods), func(ctx context.Context, p *store.Pod) { s.restorePod(ctx, p, count) })
-	parallel(ctx, values(ctrs), func(ctx context.Context, c *store.Container) { s.restoreContainer(ctx, c, count) })
+	parallel(ctx, s.log, values(pods), func(ctx context.Context, p *store.Pod) { s.restorePod(ctx, p, count) })
+	parallel(ctx, s.log, values(ctrs), func(ctx context.Context, c *store.Container) { s.restoreContainer(ctx, c, count) })
 	for _, o := range s.findOrphans(ctx) {
 		if err := o.remove(ctx); err != nil {
 			s.log.Warn("Cannot remove leftover", "kind", o.Kind, "id", o.ID, "error", err)
@@ -99,7 +101,7 @@ func (s *RuntimeServer) removeContainersOfDoomedPods(ctx context.Context, pods m
 			doomed = append(doomed, c)
 		}
 	}
-	parallel(ctx, doomed, func(ctx context.Context, c *store.Container) {
+	parallel(ctx, s.log, doomed, func(ctx context.Context, c *store.Container) {
 		err := s.cleanupContainer(ctx, c)
 		if err != nil {
 			s.log.Warn("Cannot remove a container of an interrupted pod", "container_id", c.ID, "pod_sandbox_id", c.PodID, "error", err)
@@ -120,10 +122,10 @@ func (s *RuntimeServer) removeContainersOfDoomedPods(ctx context.Context, pods m
 // wipeRecords removes every pod and container after a reboot, and empties
 // the maps so that restore finds nothing left to bring back.
 func (s *RuntimeServer) wipeRecords(ctx context.Context, pods map[string]*store.Pod, ctrs map[string]*store.Container, count func(func(*RestoreReport))) {
-	parallel(ctx, values(ctrs), func(ctx context.Context, c *store.Container) {
+	parallel(ctx, s.log, values(ctrs), func(ctx context.Context, c *store.Container) {
 		s.countCleanup(s.cleanupContainer(ctx, c), "container", c.ID, count)
 	})
-	parallel(ctx, values(pods), func(ctx context.Context, p *store.Pod) {
+	parallel(ctx, s.log, values(pods), func(ctx context.Context, p *store.Pod) {
 		s.countCleanup(s.cleanupPod(ctx, p), "pod", p.ID, count)
 	})
 	clear(pods)
@@ -346,14 +348,18 @@ func values[T any](m map[string]*T) []*T {
 	return out
 }
 
-// parallel runs fn over items with restoreWorkers goroutines and waits.
-func parallel[T any](ctx context.Context, items []T, fn func(context.Context, T)) {
+// parallel runs fn over items with restoreWorkers goroutines and waits. A
+// panic in fn is logged and skips only its item, so that one bad record
+// never keeps the daemon from starting.
+func parallel[T *store.Pod | *store.Container](ctx context.Context, log *slog.Logger, items []T, fn func(context.Context, T)) {
 	work := make(chan T)
 	var wg sync.WaitGroup
 	for range min(restoreWorkers, len(items)) {
 		wg.Go(func() {
 			for it := range work {
-				fn(ctx, it)
+				if err := safe.Call(func() error { fn(ctx, it); return nil }); err != nil {
+					safe.Log(log, "restore of "+restoreName(it), err)
+				}
 			}
 		})
 	}
@@ -362,6 +368,17 @@ func parallel[T any](ctx context.Context, items []T, fn func(context.Context, T)
 	}
 	close(work)
 	wg.Wait()
+}
+
+// restoreName names a pod or container being restored.
+func restoreName(it any) string {
+	switch o := it.(type) {
+	case *store.Pod:
+		return "pod " + o.ID
+	case *store.Container:
+		return "container " + o.ID
+	}
+	return fmt.Sprint(it)
 }
 
 // noticeStarted records a start that the runtime did but the record did

@@ -27,6 +27,7 @@ import (
 	"github.com/arbor-cri/arbor/cri"
 	"github.com/arbor-cri/arbor/events"
 	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/nri"
 	"github.com/arbor-cri/arbor/services/exitmonitor"
 	"github.com/arbor-cri/arbor/services/hookwatcher"
@@ -123,7 +124,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancelTree()
 	sigs := catchSignals() // before the listener serves
 	treeDone := make(chan error, 1)
-	go func() { treeDone <- d.tree.Serve(treeCtx) }()
+	go func() { treeDone <- safe.Call(func() error { return d.tree.Serve(treeCtx) }) }()
 
 	if err := d.waitForStop(ctx, treeDone, sigs); err != nil {
 		return err

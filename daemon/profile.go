@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/arbor-cri/arbor/config"
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // profileServer serves pprof on a loopback TCP address (--profile).
@@ -31,7 +32,7 @@ func (p *profileServer) Serve(ctx context.Context) error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Addr: p.addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- safe.Call(srv.ListenAndServe) }()
 	p.log.Info("Serving pprof", "address", p.addr)
 	select {
 	case err := <-errc:

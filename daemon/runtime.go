@@ -15,6 +15,7 @@ import (
 	"github.com/arbor-cri/arbor/cri"
 	"github.com/arbor-cri/arbor/hooks"
 	"github.com/arbor-cri/arbor/images"
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/network"
 	"github.com/arbor-cri/arbor/oci"
 	"github.com/arbor-cri/arbor/oci/spec"
@@ -44,7 +45,11 @@ func openRuntime(cfg *config.Config, log *slog.Logger) (*runtimeParts, error) {
 	storageDone := make(chan opened, 1)
 	go func() {
 		start := time.Now()
-		imgs, err := images.Open(imageConfig(cfg), log.With("component", "images"))
+		var imgs *images.Service
+		err := safe.Call(func() (err error) {
+			imgs, err = images.Open(imageConfig(cfg), log.With("component", "images"))
+			return err
+		})
 		log.Debug("Runtime part opened", "part", "storage", "took", time.Since(start))
 		storageDone <- opened{imgs, err}
 	}()

@@ -273,3 +273,30 @@ func TestCrictlEvents(t *testing.T) {
 	watch.kill()
 	pt.finish()
 }
+
+// TestPanicInStatsWorker panics in one of the goroutines ListContainerStats
+// reads containers with: the call fails with Internal naming the panic,
+// the daemon keeps serving, and the next call reports every container.
+func TestPanicInStatsWorker(t *testing.T) {
+	pt := newPodTest(t)
+	pod := pt.podConfig("stats-panic")
+	podID := pt.runPod(pod)
+	for i := range 3 {
+		pt.createAndStart(podID, pod, pt.ctrConfig(fmt.Sprintf("c%d", i), "sleep 3600"))
+	}
+	if err := pt.d.Fault("ContainerStats.read", "panic", 1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pt.cri.ListContainerStats(pt.ctx, &runtimeapi.ListContainerStatsRequest{})
+	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "ContainerStats.read") {
+		t.Fatalf("ListContainerStats with a panicking worker: %v, want Internal naming the panic", err)
+	}
+	if err := pt.d.WaitLog("Handler panicked", 5*time.Second); err != nil {
+		t.Error(err)
+	}
+	resp, err := pt.cri.ListContainerStats(pt.ctx, &runtimeapi.ListContainerStatsRequest{})
+	if err != nil || len(resp.GetStats()) != 3 {
+		t.Fatalf("ListContainerStats after the panic: %d stats, %v", len(resp.GetStats()), err)
+	}
+	pt.finish()
+}

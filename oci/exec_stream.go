@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // ttyDrainTimeout bounds reading pty output after the exec'd process exited.
@@ -147,10 +149,20 @@ func ptyNumber(master *os.File) (int, error) {
 // streamTty copies between the pty and the caller while the exec runs.
 func (r *Runtime) streamTty(ctx context.Context, c *exec.Cmd, pidFile string, pty *os.File, opts ExecOptions) (int, error) {
 	stop := make(chan struct{})
+	// A panic in either ends the session with an error.
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); copyOutput(opts.Stdout, pty) }()
-	go func() { defer wg.Done(); applyResizes(pty, opts.Resize, stop) }()
+	panics := make(chan error, 2)
+	for _, f := range []func(){
+		func() { copyOutput(opts.Stdout, pty) },
+		func() { applyResizes(pty, opts.Resize, stop) },
+	} {
+		wg.Go(func() {
+			if err := safe.Call(func() error { f(); return nil }); err != nil {
+				safe.Log(r.log, "exec tty copy", err)
+				panics <- err
+			}
+		})
+	}
 	if opts.Stdin != nil {
 		// Ends when Stdin returns EOF or the pty is closed; its owner is
 		// the caller's stream, which must close Stdin.
@@ -162,6 +174,10 @@ func (r *Runtime) streamTty(ctx context.Context, c *exec.Cmd, pidFile string, pt
 	// pty open cannot keep us here.
 	_ = pty.SetReadDeadline(time.Now().Add(ttyDrainTimeout))
 	wg.Wait()
+	close(panics)
+	if p := <-panics; p != nil {
+		err = errors.Join(err, fmt.Errorf("exec session: %w", p))
+	}
 	if err != nil {
 		return -1, err
 	}

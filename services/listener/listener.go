@@ -17,6 +17,7 @@ import (
 	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
 
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/supervisor"
 )
 
@@ -62,9 +63,10 @@ func (l *Listener) Serve(ctx context.Context) error {
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
-	wg.Go(func() { errc <- gs.Serve(grpcL) })
-	wg.Go(func() { errc <- hs.Serve(httpL) })
-	wg.Go(func() { errc <- mux.Serve() })
+	// A panic in one of these ends the service, which is restarted.
+	wg.Go(func() { errc <- safe.Call(func() error { return gs.Serve(grpcL) }) })
+	wg.Go(func() { errc <- safe.Call(func() error { return hs.Serve(httpL) }) })
+	wg.Go(func() { errc <- safe.Call(mux.Serve) })
 	l.log.Info("Serving CRI", "socket", l.cfg.Path)
 	if l.cfg.OnServe != nil {
 		l.cfg.OnServe()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/services/listener"
 )
 
@@ -68,14 +69,19 @@ func (m *Metrics) Serve(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
+	// A panic in either goroutine ends the service, which is restarted.
+	errc := make(chan error, 2)
 	if m.cfg.Events != nil {
-		wg.Go(func() { m.countOOMKills(ctx) })
+		wg.Go(func() {
+			if err := safe.Call(func() error { m.countOOMKills(ctx); return nil }); err != nil {
+				errc <- err
+			}
+		})
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	wg.Go(func() { errc <- srv.Serve(ln) })
+	wg.Go(func() { errc <- safe.Call(func() error { return srv.Serve(ln) }) })
 	m.log.Info("Serving metrics", "address", m.addr)
 	select {
 	case <-ctx.Done():

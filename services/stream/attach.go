@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/oci"
 )
 
@@ -88,14 +89,20 @@ type attachment struct {
 func (a *attachment) start(opts AttachOptions) {
 	if opts.Stdout != nil || opts.Stderr != nil {
 		a.outDone = make(chan error, 1)
-		a.wg.Go(func() { a.outDone <- copyAttachOutput(a.conn, opts.Stdout, opts.Stderr) })
+		a.wg.Go(func() {
+			a.outDone <- safe.Call(func() error { return copyAttachOutput(a.conn, opts.Stdout, opts.Stderr) })
+		})
 	}
 	if opts.Stdin != nil {
 		a.stdinDone = make(chan error, 1)
-		a.wg.Go(func() { a.stdinDone <- copyAttachInput(a.conn, opts.Stdin) })
+		a.wg.Go(func() { a.stdinDone <- safe.Call(func() error { return copyAttachInput(a.conn, opts.Stdin) }) })
 	}
 	if opts.Tty && opts.Resize != nil {
-		a.wg.Go(func() { a.resizeLoop(opts.Resize) })
+		a.wg.Go(func() {
+			if err := safe.Call(func() error { a.resizeLoop(opts.Resize); return nil }); err != nil {
+				safe.Log(a.log, "attach resize", err)
+			}
+		})
 	}
 }
 

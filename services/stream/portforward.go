@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/arbor-cri/arbor/internal/nsthread"
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // DialInNetNS connects to port on localhost inside the network namespace
@@ -82,7 +83,7 @@ func forward(ctx context.Context, r *run, netns string, port int32, stream io.Re
 		return err
 	}
 	defer conn.Close()
-	err = r.goTracked(func() {
+	err = r.goTracked("port-forward copy", func() {
 		_, _ = io.Copy(conn, stream)
 		closeWrite(conn)
 	})
@@ -91,8 +92,10 @@ func forward(ctx context.Context, r *run, netns string, port int32, stream io.Re
 	}
 	copied := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(stream, conn)
-		copied <- err
+		copied <- safe.Call(func() error {
+			_, err := io.Copy(stream, conn)
+			return err
+		})
 	}()
 	select {
 	case err = <-copied:

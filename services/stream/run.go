@@ -2,10 +2,13 @@ package stream
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // run is one Serve call. It owns every session and goroutine started while
@@ -14,6 +17,7 @@ import (
 type run struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
+	log      *slog.Logger
 	wg       sync.WaitGroup // sessions and helper goroutines
 	handlers sync.WaitGroup // running HTTP handlers
 
@@ -22,19 +26,24 @@ type run struct {
 	conns   map[net.Conn]int // connections with a running handler; guarded by mu
 }
 
-func newRun(parent context.Context) *run {
+func newRun(parent context.Context, log *slog.Logger) *run {
 	ctx, cancel := context.WithCancel(parent)
-	return &run{ctx: ctx, cancel: cancel, conns: map[net.Conn]int{}}
+	return &run{ctx: ctx, cancel: cancel, log: log, conns: map[net.Conn]int{}}
 }
 
-// goTracked runs f in a goroutine owned by r, or returns errStopped.
-func (r *run) goTracked(f func()) error {
+// goTracked runs f in a goroutine owned by r, or returns errStopped. A
+// panic in f is logged, naming what f does, and ends only f.
+func (r *run) goTracked(what string, f func()) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
 		return errStopped
 	}
-	r.wg.Go(f)
+	r.wg.Go(func() {
+		if err := safe.Call(func() error { f(); return nil }); err != nil {
+			safe.Log(r.log, what, err)
+		}
+	})
 	return nil
 }
 

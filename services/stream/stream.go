@@ -32,6 +32,7 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming/portforward"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
+	"github.com/arbor-cri/arbor/internal/safe"
 	"github.com/arbor-cri/arbor/oci"
 )
 
@@ -175,12 +176,12 @@ func (s *Service) Serve(ctx context.Context) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
-	r := newRun(ctx)
+	r := newRun(ctx, s.log)
 	s.setRun(r)
 	defer s.setRun(nil)
 	srv := s.httpServer(r)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- safe.Call(func() error { return srv.Serve(ln) }) }()
 	s.log.Info("Serving streams", "address", s.addr, "tls", s.tls != nil)
 
 	select {
@@ -244,7 +245,7 @@ func sizes(ctx context.Context, r *run, in <-chan remotecommand.TerminalSize) (<
 		return nil, nil
 	}
 	out := make(chan oci.Size)
-	err := r.goTracked(func() {
+	err := r.goTracked("exec resize", func() {
 		defer close(out)
 		for sz := range in {
 			select {
@@ -265,7 +266,7 @@ func pipeStdin(r *run, in io.Reader) (io.ReadCloser, error) {
 		return nil, nil
 	}
 	pr, pw := io.Pipe()
-	err := r.goTracked(func() {
+	err := r.goTracked("stdin copy", func() {
 		_, err := io.Copy(pw, in)
 		pw.CloseWithError(err)
 	})

@@ -1,0 +1,94 @@
+package safe
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestCall(t *testing.T) {
+	want := errors.New("plain")
+	if err := Call(func() error { return want }); err != want {
+		t.Errorf("Call of an error = %v", err)
+	}
+	err := Call(func() error { panic("boom") })
+	var p *Panic
+	if !errors.As(err, &p) || p.Value != "boom" || !strings.Contains(string(p.Stack), "safe_test.go") {
+		t.Fatalf("Call of a panic = %v (%T), want a *Panic with the stack", err, err)
+	}
+}
+
+// syncBuffer is a log sink written from another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestGoLogsAPanic(t *testing.T) {
+	var out syncBuffer
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	Go(log, "test worker", func() { panic("boom") })
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "Goroutine panicked") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no panic logged: %q", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := out.String(); !strings.Contains(s, `goroutine="test worker"`) || !strings.Contains(s, "panic=boom") || !strings.Contains(s, "stack=") {
+		t.Errorf("log line %q lacks the goroutine, the panic or the stack", s)
+	}
+}
+
+func TestGroupRaisesThePanicInWait(t *testing.T) {
+	var g Group
+	ran := 0
+	var mu sync.Mutex
+	for i := range 3 {
+		g.Go(func() {
+			mu.Lock()
+			ran++
+			mu.Unlock()
+			if i == 1 {
+				panic("worker 1")
+			}
+		})
+	}
+	defer func() {
+		p, ok := recover().(*Panic)
+		if !ok || p.Value != "worker 1" || ran != 3 {
+			t.Errorf("Wait raised %v after %d workers ran, want the *Panic of worker 1 after all 3", p, ran)
+		}
+	}()
+	g.Wait()
+	t.Error("Wait returned despite a panic")
+}
+
+func TestGroupWithoutPanic(t *testing.T) {
+	var g Group
+	n := 0
+	var mu sync.Mutex
+	for range 5 {
+		g.Go(func() { mu.Lock(); n++; mu.Unlock() })
+	}
+	g.Wait()
+	if n != 5 {
+		t.Errorf("%d of 5 ran", n)
+	}
+}
