@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/arbor-cri/arbor/e2e/harness"
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 )
 
 // sessionLimit bounds every wait on a crictl streaming session.
@@ -30,7 +30,7 @@ const sessionLimit = 20 * time.Second
 type session struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{} // closed once cmd has exited and its output is read
 	err  error         // cmd's wait error, valid after done
 }
@@ -42,7 +42,7 @@ func crictlSession(t *testing.T, d *harness.Daemon, args ...string) *session {
 	return &session{
 		t:    t,
 		cmd:  exec.Command(harness.Crictl(), append(global, args...)...),
-		out:  &lockedBuffer{},
+		out:  &syncbuf.Buffer{},
 		done: make(chan struct{}),
 	}
 }
@@ -102,24 +102,6 @@ func (s *session) wait() int {
 		s.t.Fatalf("waiting for crictl: %v", s.err)
 	}
 	return s.cmd.ProcessState.ExitCode()
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and readers at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // openPty allocates a pseudo-terminal pair through /dev/ptmx; both ends

@@ -1,7 +1,6 @@
 package images
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,13 +11,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.podman.io/storage/pkg/reexec"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 )
 
 // dnsDials counts DNS queries the Go resolver tried to send. TestMain
@@ -154,22 +154,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // count returns how many log lines contain all of parts.
 func (b *syncBuffer) count(parts ...string) int {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/arbor-cri/arbor/fault"
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -61,35 +62,17 @@ func (f *fake) Serve(ctx context.Context) error {
 	return nil
 }
 
-// logSink collects log output for assertions.
-type logSink struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var fast = Backoff{Threshold: 3, Decay: time.Second, Backoff: 300 * time.Millisecond, StopTimeout: 200 * time.Millisecond}
 
-func startTree(t *testing.T, faults *fault.Injector) (*Tree, *logSink) {
+func startTree(t *testing.T, faults *fault.Injector) (*Tree, *syncbuf.Buffer) {
 	t.Helper()
 	return startTreeWith(t, fast, faults)
 }
 
 // startTreeWith is startTree with its own restart policy.
-func startTreeWith(t *testing.T, policy Backoff, faults *fault.Injector) (*Tree, *logSink) {
+func startTreeWith(t *testing.T, policy Backoff, faults *fault.Injector) (*Tree, *syncbuf.Buffer) {
 	t.Helper()
-	sink := &logSink{}
+	sink := &syncbuf.Buffer{}
 	return New(slog.New(slog.NewTextHandler(sink, nil)), policy, faults), sink
 }
 

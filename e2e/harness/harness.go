@@ -17,10 +17,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 )
 
 // Bin returns the arbor binary under test: $ARBOR_BIN, or bin/arbor at the
@@ -66,7 +67,7 @@ type Daemon struct {
 
 	cmd     *exec.Cmd
 	wrapped bool // started under a wrapper command
-	log     *syncBuffer
+	log     *syncbuf.Buffer
 	done    chan struct{}
 	err     error // valid after done is closed
 }
@@ -103,7 +104,7 @@ func Launch(t testing.TB, opts Options) (*Daemon, error) {
 	d := &Daemon{
 		Dir: dir, Socket: filepath.Join(dir, "arbor.sock"), Root: filepath.Join(dir, "root"),
 		RunRoot: filepath.Join(dir, "run"), ConfigFile: filepath.Join(dir, "arbor.conf"),
-		log: &syncBuffer{}, done: make(chan struct{}),
+		log: &syncbuf.Buffer{}, done: make(chan struct{}),
 	}
 	if err := os.WriteFile(d.ConfigFile, []byte(opts.ConfigText), 0o644); err != nil {
 		return nil, err
@@ -318,21 +319,4 @@ func (d *Daemon) Kill() {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 	<-d.done
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,13 +1,14 @@
 package safe
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 )
 
 func TestCall(t *testing.T) {
@@ -22,26 +23,8 @@ func TestCall(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink written from another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestGoLogsAPanic(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&out, nil))
 	Go(log, "test worker", func() { panic("boom") })
 	deadline := time.Now().Add(5 * time.Second)

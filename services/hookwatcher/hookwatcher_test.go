@@ -1,14 +1,12 @@
 package hookwatcher
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,33 +14,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/arbor-cri/arbor/hooks"
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a log sink safe for the watcher's goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fixture is a manager over dirs and a running watcher of it.
 type fixture struct {
 	m    *hooks.Manager
 	bin  string
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // start runs a watcher of dirs until the test ends, then checks that Serve
@@ -56,7 +37,7 @@ func start(t *testing.T, dirs ...string) *fixture {
 // starting the watcher.
 func startAfter(t *testing.T, before func(*fixture), dirs ...string) *fixture {
 	t.Helper()
-	f := &fixture{bin: filepath.Join(t.TempDir(), "hook-bin"), logs: &syncBuffer{}}
+	f := &fixture{bin: filepath.Join(t.TempDir(), "hook-bin"), logs: &syncbuf.Buffer{}}
 	if err := os.WriteFile(f.bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 	"github.com/arbor-cri/arbor/oci"
 )
 
@@ -110,7 +111,7 @@ func (h *holdScript) run(c *net.UnixConn) {
 
 func TestAttachConmonEchoStdinOnce(t *testing.T) {
 	f := newFakeConmon(t, echoScript)
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	opts := AttachOptions{Stdin: io.NopCloser(strings.NewReader("hi")), Stdout: &out, Stderr: &errOut}
 	if err := AttachConmon(context.Background(), f, testLog(), "c1", true, opts); err != nil {
 		t.Fatalf("AttachConmon: %v", err)
@@ -213,7 +214,7 @@ func TestAttachEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetAttach: %v", err)
 	}
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	err = stream(context.Background(), t, nil, resp.Url, remotecommand.StreamOptions{
 		Stdin: strings.NewReader("typed"), Stdout: &out, Stderr: &errOut,
 	})
@@ -241,7 +242,7 @@ func TestAttachConmonLongSocketPath(t *testing.T) {
 	if len(long.path) < 108 {
 		t.Fatalf("path %s is not longer than a socket address", long.path)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	opts := AttachOptions{Stdin: io.NopCloser(strings.NewReader("hi")), Stdout: &out}
 	if err := AttachConmon(context.Background(), long, testLog(), "c1", true, opts); err != nil {
 		t.Fatalf("AttachConmon: %v", err)

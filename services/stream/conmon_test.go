@@ -15,6 +15,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 	"github.com/arbor-cri/arbor/internal/testrootfs"
 	"github.com/arbor-cri/arbor/oci"
 )
@@ -140,7 +141,7 @@ func writeSpec(t *testing.T, bundle string, args []string, cgroupsPath string) {
 func TestAttachConmonRealContainer(t *testing.T) {
 	e := newConmonEnv(t)
 	id := e.run(t, []string{"sh", "-c", "while read x; do echo out $x; echo err $x >&2; done"}, true)
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	opts := AttachOptions{Stdin: io.NopCloser(strings.NewReader("one\ntwo\n")), Stdout: &out, Stderr: &errOut}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 	"github.com/arbor-cri/arbor/oci"
 )
 
@@ -65,7 +66,7 @@ func TestExecEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("GetExec: %v", err)
 			}
-			var out, errOut syncBuffer
+			var out, errOut syncbuf.Buffer
 			opts := remotecommand.StreamOptions{Tty: tc.req.Tty, Stdout: &out}
 			if tc.req.Stdin {
 				opts.Stdin = strings.NewReader(tc.stdin)

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 	"github.com/arbor-cri/arbor/oci"
 )
 
@@ -187,7 +188,7 @@ func TestTokenSingleUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := stream(context.Background(), t, nil, resp.Url, remotecommand.StreamOptions{Stdout: &out}); err != nil {
 		t.Fatalf("first use: %v", err)
 	}

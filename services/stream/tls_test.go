@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/arbor-cri/arbor/internal/syncbuf"
 	"github.com/arbor-cri/arbor/oci"
 )
 
@@ -119,7 +120,7 @@ func TestTLSWithClientCA(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertURL(t, resp.Url, "https://"+s.svc.Address()+"/exec/")
-			var out syncBuffer
+			var out syncbuf.Buffer
 			err = stream(context.Background(), t, &rest.Config{TLSClientConfig: tc.client}, resp.Url,
 				remotecommand.StreamOptions{Stdin: strings.NewReader("secret"), Stdout: &out})
 			if !tc.refused {
