@@ -2,10 +2,8 @@ package cri
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,30 +13,16 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/internal/testcdi"
 )
 
-// writeCDISpec writes a CDI spec exposing /dev/null as vendor.test/dev=null
-// at /dev/xnull, with an environment variable and a read-only mount of
-// mountSrc at /xnull-data.
+// writeCDISpec writes the test CDI spec (testcdi.WriteSpec) into dir.
 func writeCDISpec(t *testing.T, dir, mountSrc string) {
 	t.Helper()
-	spec := map[string]any{
-		"cdiVersion": "0.6.0",
-		"kind":       "vendor.test/dev",
-		"devices": []any{map[string]any{
-			"name": "null",
-			"containerEdits": map[string]any{
-				"deviceNodes": []any{map[string]any{"path": "/dev/xnull", "hostPath": "/dev/null"}},
-				"env":         []string{"XNULL=present"},
-				"mounts": []any{map[string]any{
-					"hostPath": mountSrc, "containerPath": "/xnull-data", "options": []string{"bind", "ro"},
-				}},
-			},
-		}},
+	if err := testcdi.WriteSpec(dir, mountSrc); err != nil {
+		t.Fatal(err)
 	}
-	b, err := json.Marshal(spec)
-	mustOK(t, err)
-	mustOK(t, os.WriteFile(filepath.Join(dir, "vendor-test.json"), b, 0o644))
 }
 
 func newCDIServer(t *testing.T, dirs ...string) *RuntimeServer {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,32 +10,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/internal/testcdi"
 )
 
-// writeCDISpec writes a CDI spec that exposes the host's /dev/null as
-// vendor.test/dev=null at /dev/xnull, with an environment variable and a
-// read-only mount of data at /xnull-data.
-func writeCDISpec(t *testing.T, dir, data string) {
+// writeCDISpec writes the test CDI spec (testcdi.WriteSpec) into dir.
+func writeCDISpec(t *testing.T, dir, mountSrc string) {
 	t.Helper()
-	spec := map[string]any{
-		"cdiVersion": "0.6.0",
-		"kind":       "vendor.test/dev",
-		"devices": []any{map[string]any{
-			"name": "null",
-			"containerEdits": map[string]any{
-				"deviceNodes": []any{map[string]any{"path": "/dev/xnull", "hostPath": "/dev/null"}},
-				"env":         []string{"XNULL=present"},
-				"mounts": []any{map[string]any{
-					"hostPath": data, "containerPath": "/xnull-data", "options": []string{"bind", "ro"},
-				}},
-			},
-		}},
-	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "vendor-test.json"), b, 0o644); err != nil {
+	if err := testcdi.WriteSpec(dir, mountSrc); err != nil {
 		t.Fatal(err)
 	}
 }
