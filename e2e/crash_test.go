@@ -366,14 +366,7 @@ func BenchmarkRestoreTime(b *testing.B) {
 // its pods are removed when the benchmark ends.
 func benchPodTest(b *testing.B) *podTest {
 	b.Helper()
-	envOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		env, envErr = harness.SetupEnv(ctx)
-	})
-	if envErr != nil {
-		b.Fatalf("test environment: %v", envErr)
-	}
+	env := sharedEnv(b)
 	d := harness.Start(b, harness.Options{Shared: env, LevelFromConfig: true})
 	pt := &podTest{d: d, cri: d.Client(b), env: env, ctx: context.Background(),
 		cgroup: "/" + harness.TestMarker + "bench-restore"}

@@ -14,6 +14,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -38,6 +41,36 @@ type Env struct {
 	Subnet         *net.IPNet
 
 	subnetLock *os.File // held while the environment lives; see reserveSubnet
+}
+
+// LazyEnv is the environment a test binary's tests share: set up by the
+// first test that asks for it, torn down by Close in TestMain.
+type LazyEnv struct {
+	once sync.Once
+	env  *Env
+	err  error
+}
+
+// Get sets the environment up the first time (within 5 minutes) and
+// returns it; a failed set-up fails every test that asks.
+func (l *LazyEnv) Get(t testing.TB) *Env {
+	t.Helper()
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		l.env, l.err = SetupEnv(ctx)
+	})
+	if l.err != nil {
+		t.Fatalf("test environment: %v", l.err)
+	}
+	return l.env
+}
+
+// Close tears the environment down if it was set up.
+func (l *LazyEnv) Close() {
+	if l.env != nil {
+		l.env.Close()
+	}
 }
 
 // SetupEnv starts the registry, pushes the images and writes the configs.

@@ -26,32 +26,14 @@ var (
 	fullArgs = flag.String("cribench.args", "", "extra cribench flags for TestBenchArbor")
 )
 
-var (
-	envOnce sync.Once
-	env     *harness.Env
-	envErr  error
-)
+// shared is the registry with the test images and the CNI network.
+var shared harness.LazyEnv
 
-// sharedEnv starts the registry with the test images and the CNI network
-// once; TestMain tears them down.
-func sharedEnv(t *testing.T) *harness.Env {
-	t.Helper()
-	envOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		env, envErr = harness.SetupEnv(ctx)
-	})
-	if envErr != nil {
-		t.Fatalf("test environment: %v", envErr)
-	}
-	return env
-}
+func sharedEnv(t *testing.T) *harness.Env { return shared.Get(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if env != nil {
-		env.Close()
-	}
+	shared.Close()
 	os.Exit(code)
 }
 
