@@ -203,6 +203,37 @@ all_gone() {
 		[[ -z $("${crictl[@]}" pods -q) ]] && [[ -z $("${crictl[@]}" ps -a -q) ]]
 }
 
+# ready_pod POD prints the ID of POD's ready sandbox.
+ready_pod() {
+	"${crictl[@]}" pods -q --state ready --label "io.kubernetes.pod.name=$1-$node" | head -1
+}
+
+# check_infra kills the infra process of the pod that shares its PID
+# namespace: arbor reports that sandbox not ready, and the kubelet makes a
+# new one and runs the container in it again.
+check_infra() {
+	local old pid new
+	if ! wait_until 120 test_eq 1 running_count shared; then
+		fail infra "the shared-PID pod never ran: $(ctrs shared | jq -c '[.containers[] | {name: .metadata.name, state}]')"
+		return
+	fi
+	old=$(ready_pod shared)
+	pid=$("${crictl[@]}" inspectp -o json "$old" | jq -r '.info.pid // empty')
+	if [[ -z $pid || $pid == 0 ]] || ! kill -KILL "$pid"; then
+		fail infra "no infra process to kill in pod $old (pid '$pid')"
+		return
+	fi
+	new_ready() {
+		new=$(ready_pod shared)
+		[[ -n $new && $new != "$old" ]] && [[ $(running_count shared) == 1 ]]
+	}
+	if wait_until 120 new_ready; then
+		pass infra "killing the infra process (pid $pid) made sandbox ${old:0:12} not ready; the kubelet made ${new:0:12} and runs the container again"
+	else
+		fail infra "after killing pid $pid: sandboxes $("${crictl[@]}" pods -o json --label "io.kubernetes.pod.name=shared-$node" | jq -c '[.items[] | {id: .id[:12], state, attempt: .metadata.attempt}]')"
+	fi
+}
+
 check_removal() {
 	kubelet_pods >"$OUT/pods.json" 2>/dev/null
 	rm -f "$manifests"/*.yaml

@@ -26,6 +26,9 @@
 #                  reports exit code 1 and restarts
 #        evented   with FEATURE_GATES=EventedPLEG=true only: the kubelet
 #                  takes arbor's container events and relists on each stop
+#        infra     a pod with shareProcessNamespace: its infra process is
+#                  killed; arbor reports the sandbox not ready and the
+#                  kubelet makes a new one that runs the container again
 #        userns    a pod with hostUsers: false: its container's root is
 #                  mapped to a host ID the kubelet chose, not 0; Running
 #        removal   the manifests are deleted; the kubelet stops and removes
@@ -258,6 +261,7 @@ main() {
 	check_liveness
 	check_crash
 	check_evented
+	check_infra
 	check_userns
 	check_removal
 	kubelet_pods >"$OUT/pods-after.json" 2>/dev/null
