@@ -236,8 +236,10 @@ func (d *Daemon) buildTree(cfg *config.Config) {
 	// backoff, never touches the CRI socket.
 	d.tree.Domain("stream").Add(d.stream)
 	monitors := d.tree.Domain("monitors")
-	monitors.Add(exitmonitor.New(filepath.Join(cfg.RunRoot, "exits"), d.runtime.ContainerExited,
-		d.log.With("component", "exit-monitor")))
+	exits := exitmonitor.New(filepath.Join(cfg.RunRoot, "exits"), d.runtime.ContainerExited,
+		d.log.With("component", "exit-monitor"))
+	exits.Sweep = d.runtime.SweepLostMonitors
+	monitors.Add(exits)
 	monitors.Add(d.parts.network)
 	monitors.Add(hookwatcher.New(d.parts.hooks, 0, d.log.With("component", "hooks")))
 	monitors.Add(d.collector)

@@ -3,6 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/arbor-cri/arbor/e2e/harness"
+	"github.com/arbor-cri/arbor/services/exitmonitor"
 )
 
 // TestPodGoesDuringCreate stops or removes a pod while a container is
@@ -148,4 +154,50 @@ func infraPid(t *testing.T, pt *podTest, podID string) int {
 		t.Fatalf("infra pid in %q: %v", st.GetInfo()["info"], err)
 	}
 	return info.Pid
+}
+
+// TestConmonKilled kills a running container's conmon: the container
+// keeps running and is reported running; once its process is gone too,
+// with no exit file to tell, the daemon's sweep reports it exited with an
+// unknown code (255, Unknown), so that a kubelet restarts it; stop and
+// removal then leave nothing behind.
+func TestConmonKilled(t *testing.T) {
+	pt := newPodTest(t)
+	pod := pt.podConfig("orphaned")
+	id := pt.createAndStart(pt.runPod(pod), pod, pt.ctrConfig("orphan", "sleep 3600"))
+	var conmon int
+	for _, p := range harness.ProcessesMatching("\x00-c\x00" + id + "\x00") {
+		if f := strings.Fields(p); len(f) > 1 && filepath.Base(f[1]) == "conmon" {
+			conmon, _ = strconv.Atoi(f[0])
+		}
+	}
+	if conmon == 0 {
+		t.Fatalf("no conmon of %s", id)
+	}
+	ctr := pt.pid(id)
+	if err := syscall.Kill(conmon, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A sweep later the container, still alive, is still running.
+	time.Sleep(exitmonitor.DefaultSweepInterval + time.Second)
+	if st := pt.status(id); st.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container whose conmon died but which still runs is %s", st.GetState())
+	}
+	if err := syscall.Kill(ctr, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the container to be reported exited", func() bool {
+		ctrs, err := pt.cri.ListContainers(pt.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{Id: id}})
+		return err == nil && len(ctrs.GetContainers()) == 1 &&
+			ctrs.GetContainers()[0].GetState() == runtimeapi.ContainerState_CONTAINER_EXITED
+	})
+	if st := pt.status(id); st.GetExitCode() != 255 || st.GetReason() != "Unknown" {
+		t.Errorf("exit of a container whose monitor died: code %d reason %q, want 255 Unknown", st.GetExitCode(), st.GetReason())
+	}
+	if _, err := pt.cri.RemoveContainer(pt.ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	pt.removePods()
+	checkNoLeaks(t, pt)
+	pt.finish()
 }

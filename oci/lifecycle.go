@@ -49,6 +49,13 @@ func (r *Runtime) ReadExit(id string) (code int, finishedAt time.Time, ok bool, 
 	return code, info.ModTime(), true, nil
 }
 
+// Lost reports whether the container's exit will never be recorded: its
+// conmon is gone without writing the exit file (killed, crashed, or the
+// node rebooted), and so is the container's init process.
+func (r *Runtime) Lost(id string) bool {
+	return !fileExists(r.ExitFilePath(id)) && r.exited(id)
+}
+
 // exited reports whether the container's exit has been recorded, or, with
 // no conmon left to record it, whether its init process is gone.
 func (r *Runtime) exited(id string) bool {

@@ -2,7 +2,9 @@
 // writes one file per container, named by its ID, into the exit folder
 // when the container's process ends; the monitor watches that folder with
 // inotify and hands each new file's ID to the runtime, which records the
-// exit code, reason and time.
+// exit code, reason and time. A conmon that dies first (killed, crashed)
+// writes no file, so the monitor also has the runtime sweep its containers
+// every few seconds for monitors that are gone.
 package exitmonitor
 
 import (
@@ -12,22 +14,31 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
+
+// DefaultSweepInterval is how often Serve calls the sweep: a container
+// whose conmon died is seen to end within about this long.
+const DefaultSweepInterval = 5 * time.Second
 
 // Monitor watches an exit folder.
 type Monitor struct {
 	dir    string
 	exited func(id string)
 	log    *slog.Logger
+
+	// Sweep, when set before Serve, is called every SweepInterval.
+	Sweep         func()
+	SweepInterval time.Duration
 }
 
 // New returns a monitor of dir that calls exited with each container ID
 // whose exit file appears. exited must be idempotent: a file may be
 // reported more than once (at each start, and per write).
 func New(dir string, exited func(id string), log *slog.Logger) *Monitor {
-	return &Monitor{dir: dir, exited: exited, log: log}
+	return &Monitor{dir: dir, exited: exited, log: log, SweepInterval: DefaultSweepInterval}
 }
 
 func (m *Monitor) String() string { return "exit-monitor" }
@@ -49,10 +60,18 @@ func (m *Monitor) Serve(ctx context.Context) error {
 	if err := m.scan(); err != nil {
 		return err
 	}
+	var sweeps <-chan time.Time
+	if m.Sweep != nil {
+		t := time.NewTicker(m.SweepInterval)
+		defer t.Stop()
+		sweeps = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-sweeps:
+			m.Sweep()
 		case ev, ok := <-w.Events:
 			if !ok {
 				return fmt.Errorf("inotify watcher closed")

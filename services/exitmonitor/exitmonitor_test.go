@@ -72,3 +72,24 @@ func TestReportsOldAndNewExits(t *testing.T) {
 		t.Fatal("a temporary file was reported as a container")
 	}
 }
+
+func TestSweepsWhileServing(t *testing.T) {
+	m := New(t.TempDir(), func(string) {}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sweeps := make(chan struct{}, 10)
+	m.Sweep = func() { sweeps <- struct{}{} }
+	m.SweepInterval = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx) }()
+	for range 3 {
+		select {
+		case <-sweeps:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the monitor does not sweep")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
