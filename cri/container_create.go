@@ -70,11 +70,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	defer cancel()
 	defer s.NRI.BlockSync()() // until the container is listed
 	u := &undo{log: Logger(ctx)}
-	defer func() {
-		if err != nil {
-			u.run()
-		}
-	}()
+	defer u.onFailure(&err)
 	u.push("releasing name", func(context.Context) error { s.Store.Containers.ReleaseName(c.Name, c.ID); return nil })
 	c.Phase = store.PhaseCreating
 	if err := s.Store.SaveContainer(c); err != nil {

@@ -52,11 +52,7 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	defer cancel()
 	defer s.NRI.BlockSync()() // until the pod is listed
 	u := &undo{log: Logger(ctx)}
-	defer func() {
-		if err != nil {
-			u.run()
-		}
-	}()
+	defer u.onFailure(&err)
 	u.push("releasing name", func(context.Context) error { s.Store.Pods.ReleaseName(p.Name, p.ID); return nil })
 	// The record goes first, marked as creating: a daemon that dies before
 	// the end finds it at restore and undoes everything named by the ID.

@@ -3,7 +3,10 @@ package cri
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"time"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // rollbackTimeout bounds the clean-up of a failed create. It runs under a
@@ -27,8 +30,24 @@ func (u *undo) push(name string, fn func(ctx context.Context) error) {
 	u.steps = append(u.steps, undoStep{name, fn})
 }
 
-// run undoes every step, logging failures; it is meant for a defer that
-// checks the create's error.
+// onFailure, deferred by a create path with the address of its error
+// result, undoes every step if the create failed or panicked. A panic goes
+// on up to the CRI boundary once the steps are undone.
+func (u *undo) onFailure(err *error) {
+	if r := recover(); r != nil {
+		p, ok := r.(*safe.Panic)
+		if !ok {
+			p = &safe.Panic{Value: r, Stack: debug.Stack()} // still the panicking stack
+		}
+		u.run()
+		panic(p)
+	}
+	if *err != nil {
+		u.run()
+	}
+}
+
+// run undoes every step, logging failures.
 func (u *undo) run() {
 	if len(u.steps) == 0 {
 		return
