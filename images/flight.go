@@ -3,6 +3,8 @@ package images
 import (
 	"context"
 	"sync"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // flightGroup runs at most one pull per key at a time and lets every
@@ -83,10 +85,16 @@ func (g *flightGroup) leave(key string, f *flight) {
 	}
 }
 
-// run executes fn and publishes its result to the waiters.
+// run executes fn and publishes its result to the waiters. A panic in fn
+// (storage and image library code runs here, in a goroutine of its own)
+// is their error, a *safe.Panic.
 func (g *flightGroup) run(ctx context.Context, key string, f *flight, fn func(context.Context) (string, error)) {
 	defer g.wg.Done()
-	id, err := fn(ctx)
+	var id string
+	err := safe.Call(func() (err error) {
+		id, err = fn(ctx)
+		return err
+	})
 	g.mu.Lock()
 	f.id, f.err = id, err
 	if g.flights[key] == f {

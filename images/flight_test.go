@@ -2,7 +2,10 @@ package images
 
 import (
 	"context"
+	"errors"
 	"testing"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 func TestFlightJoinReportsTheWaiters(t *testing.T) {
@@ -36,5 +39,22 @@ func TestFlightJoinReportsTheWaiters(t *testing.T) {
 		if id := <-results; id != "id" {
 			t.Errorf("caller got %q", id)
 		}
+	}
+}
+
+// TestFlightPanicIsTheError: a pull that panics (it runs in a goroutine of
+// its own) fails for every caller with a *safe.Panic, and the next pull of
+// the key starts afresh.
+func TestFlightPanicIsTheError(t *testing.T) {
+	g := newFlightGroup()
+	defer g.close()
+	_, err := g.do(context.Background(), "k", nil, func(context.Context) (string, error) { panic("library bug") })
+	var p *safe.Panic
+	if !errors.As(err, &p) || p.Value != "library bug" {
+		t.Fatalf("a panicking pull returned %v, want its *safe.Panic", err)
+	}
+	id, err := g.do(context.Background(), "k", nil, func(context.Context) (string, error) { return "id", nil })
+	if err != nil || id != "id" {
+		t.Fatalf("the pull after a panic: %q, %v", id, err)
 	}
 }

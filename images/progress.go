@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -54,9 +55,17 @@ func (w *progressWatch) interval() time.Duration {
 	return min(max(w.timeout/10, 50*time.Millisecond), time.Second)
 }
 
-// run drains events until stop closes the channel.
+// run drains events until stop closes the channel. After a panic it only
+// drains them, so that the copy never blocks on a watcher that is gone.
 func (w *progressWatch) run() {
 	defer w.done.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("Pull progress watcher panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			for range w.events {
+			}
+		}
+	}()
 	timer := w.newTimer()
 	defer timer.Stop()
 	for {

@@ -10,6 +10,8 @@ import (
 	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // Pull copies ref into the store and returns the image ID (the hex
@@ -43,6 +45,10 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (string, err
 		id, err := s.flights.do(ctx, t.key()+"|"+auth.fingerprint(), joined, func(fctx context.Context) (string, error) {
 			return s.pullTarget(fctx, st, sys, t)
 		})
+		var p *safe.Panic
+		if errors.As(err, &p) {
+			safe.Log(s.log, "pull of "+t.key(), p)
+		}
 		if err == nil {
 			return id, nil
 		}
@@ -71,7 +77,8 @@ func (s *Service) SetDownloadObserver(o DownloadObserver) { s.downloads = o }
 func (s *Service) pullTarget(ctx context.Context, st *settings, sys *types.SystemContext, t pullTarget) (id string, err error) {
 	started := time.Now()
 	s.janitor.begin()
-	defer func() { s.janitor.end(started, err != nil) }()
+	pulled := false // stays false through a panic, so that the janitor cleans up
+	defer func() { s.janitor.end(started, !pulled || err != nil) }()
 	policyCtx, err := st.policyContext()
 	if err != nil {
 		return "", err
@@ -94,6 +101,7 @@ func (s *Service) pullTarget(ctx context.Context, st *settings, sys *types.Syste
 	s.log.Info("Pulled image", "image", t.key(), "image_id", res.id, "bytes", res.bytes,
 		"layers_fetched", res.layersFetched, "layers_reused", res.layersReused,
 		"seconds", time.Since(started).Seconds())
+	pulled = true
 	return res.id, nil
 }
 

@@ -7,9 +7,12 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
-// Run runs fn on a locked OS thread of a new goroutine and waits for it.
+// Run runs fn on a locked OS thread of a new goroutine and waits for it;
+// a panic in fn is returned as a *safe.Panic error.
 // The thread is never unlocked: fn may move it into other namespaces, so
 // the Go runtime must end the thread when the goroutine returns instead
 // of reusing it for other goroutines.
@@ -24,13 +27,13 @@ func Run(fn func() error) error {
 	go func() {
 		runtime.LockOSThread()
 		if !onMainThread() {
-			errc <- fn()
+			errc <- safe.Call(fn)
 			return
 		}
 		inner := make(chan error, 1)
 		go func() {
 			runtime.LockOSThread()
-			inner <- fn()
+			inner <- safe.Call(fn)
 		}()
 		err := <-inner
 		runtime.UnlockOSThread()

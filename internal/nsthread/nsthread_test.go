@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // TestRunNeverOnMainThread locks the test onto the main thread's
@@ -25,4 +27,12 @@ func TestRunNeverOnMainThread(t *testing.T) {
 		}
 	}
 	runtime.GC()
+}
+
+func TestRunReturnsAPanic(t *testing.T) {
+	err := Run(func() error { panic("in a namespace") })
+	var p *safe.Panic
+	if !errors.As(err, &p) || p.Value != "in a namespace" {
+		t.Fatalf("Run of a panicking fn = %v, want its *safe.Panic", err)
+	}
 }
