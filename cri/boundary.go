@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -111,12 +110,9 @@ func (s *loggedStream) Context() context.Context { return s.ctx }
 
 func (b *Boundary) recovered(log *slog.Logger, method string, r any) error {
 	b.panics.Add(1)
-	stack := debug.Stack()
-	if p, ok := r.(*safe.Panic); ok { // raised again from a goroutine of the handler's
-		r, stack = p.Value, p.Stack
-	}
-	log.Error("Handler panicked", "panic", fmt.Sprint(r), "stack", string(stack))
-	return status.Errorf(codes.Internal, "internal error in %s: %v", method, r)
+	p := safe.Recovered(r) // a panic raised again from one of the handler's goroutines keeps its stack
+	log.Error("Handler panicked", "panic", fmt.Sprint(p.Value), "stack", string(p.Stack))
+	return status.Errorf(codes.Internal, "internal error in %s: %v", method, p.Value)
 }
 
 func (b *Boundary) logCall(log *slog.Logger, method string, took time.Duration, err error) {

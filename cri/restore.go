@@ -394,9 +394,7 @@ func parallel[T *store.Pod | *store.Container](ctx context.Context, log *slog.Lo
 	for range min(restoreWorkers, len(items)) {
 		wg.Go(func() {
 			for it := range work {
-				if err := safe.Call(func() error { fn(ctx, it); return nil }); err != nil {
-					safe.Log(log, "restore of "+restoreName(it), err)
-				}
+				_ = safe.Run(log, "restore of "+restoreName(it), func() { fn(ctx, it) })
 			}
 		})
 	}

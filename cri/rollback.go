@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/arbor-cri/arbor/internal/safe"
@@ -34,11 +33,7 @@ func (u *undo) push(name string, fn func(ctx context.Context) error) {
 // result, undoes every step if the create failed or panicked. A panic goes
 // on up to the CRI boundary once the steps are undone.
 func (u *undo) onFailure(err *error) {
-	if r := recover(); r != nil {
-		p, ok := r.(*safe.Panic)
-		if !ok {
-			p = &safe.Panic{Value: r, Stack: debug.Stack()} // still the panicking stack
-		}
+	if p := safe.Recovered(recover()); p != nil {
 		u.run()
 		panic(p)
 	}

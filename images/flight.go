@@ -2,6 +2,8 @@ package images
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 
 	"github.com/arbor-cri/arbor/internal/safe"
@@ -12,6 +14,7 @@ import (
 // pull runs on its own context: a caller that gives up only stops waiting,
 // and the pull is cancelled once every waiting caller has given up.
 type flightGroup struct {
+	log     *slog.Logger
 	mu      sync.Mutex
 	flights map[string]*flight
 	base    context.Context
@@ -28,9 +31,9 @@ type flight struct {
 	err     error
 }
 
-func newFlightGroup() *flightGroup {
+func newFlightGroup(log *slog.Logger) *flightGroup {
 	base, stop := context.WithCancel(context.Background())
-	return &flightGroup{flights: map[string]*flight{}, base: base, stop: stop}
+	return &flightGroup{log: log, flights: map[string]*flight{}, base: base, stop: stop}
 }
 
 // do returns the result of fn for key, starting fn unless a pull with the
@@ -87,7 +90,7 @@ func (g *flightGroup) leave(key string, f *flight) {
 
 // run executes fn and publishes its result to the waiters. A panic in fn
 // (storage and image library code runs here, in a goroutine of its own)
-// is their error, a *safe.Panic.
+// is logged once and is their error, a *safe.Panic.
 func (g *flightGroup) run(ctx context.Context, key string, f *flight, fn func(context.Context) (string, error)) {
 	defer g.wg.Done()
 	var id string
@@ -95,6 +98,10 @@ func (g *flightGroup) run(ctx context.Context, key string, f *flight, fn func(co
 		id, err = fn(ctx)
 		return err
 	})
+	var p *safe.Panic
+	if errors.As(err, &p) {
+		safe.Log(g.log, "shared image pull", p) // once; each caller's failed call names the image
+	}
 	g.mu.Lock()
 	f.id, f.err = id, err
 	if g.flights[key] == f {

@@ -3,13 +3,15 @@ package images
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 func TestFlightJoinReportsTheWaiters(t *testing.T) {
-	g := newFlightGroup()
+	g := newFlightGroup(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer g.close()
 	release := make(chan struct{})
 	fn := func(context.Context) (string, error) {
@@ -46,7 +48,7 @@ func TestFlightJoinReportsTheWaiters(t *testing.T) {
 // its own) fails for every caller with a *safe.Panic, and the next pull of
 // the key starts afresh.
 func TestFlightPanicIsTheError(t *testing.T) {
-	g := newFlightGroup()
+	g := newFlightGroup(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer g.close()
 	_, err := g.do(context.Background(), "k", nil, func(context.Context) (string, error) { panic("library bug") })
 	var p *safe.Panic

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/types"
+
+	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // errStalled is the cancellation cause of a pull that stopped making progress.
@@ -60,8 +61,8 @@ func (w *progressWatch) interval() time.Duration {
 func (w *progressWatch) run() {
 	defer w.done.Done()
 	defer func() {
-		if r := recover(); r != nil {
-			w.log.Error("Pull progress watcher panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		if p := safe.Recovered(recover()); p != nil {
+			safe.Log(w.log, "pull progress watcher", p)
 			for range w.events {
 			}
 		}

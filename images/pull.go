@@ -10,8 +10,6 @@ import (
 	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
-
-	"github.com/arbor-cri/arbor/internal/safe"
 )
 
 // Pull copies ref into the store and returns the image ID (the hex
@@ -45,10 +43,6 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (string, err
 		id, err := s.flights.do(ctx, t.key()+"|"+auth.fingerprint(), joined, func(fctx context.Context) (string, error) {
 			return s.pullTarget(fctx, st, sys, t)
 		})
-		var p *safe.Panic
-		if errors.As(err, &p) {
-			safe.Log(s.log, "pull of "+t.key(), p)
-		}
 		if err == nil {
 			return id, nil
 		}

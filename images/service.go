@@ -50,7 +50,7 @@ func Open(cfg Config, log *slog.Logger) (*Service, error) {
 		shutdownStore(store, log)
 		return nil, err
 	}
-	s := &Service{log: log, store: store, flights: newFlightGroup()}
+	s := &Service{log: log, store: store, flights: newFlightGroup(log)}
 	s.janitor = &layerJanitor{store: store, log: log}
 	s.settings.Store(st)
 	log.Info("Image store opened", "root", store.GraphRoot(), "run_root", store.RunRoot(),

@@ -157,8 +157,7 @@ func (r *Runtime) streamTty(ctx context.Context, c *exec.Cmd, pidFile string, pt
 		func() { applyResizes(pty, opts.Resize, stop) },
 	} {
 		wg.Go(func() {
-			if err := safe.Call(func() error { f(); return nil }); err != nil {
-				safe.Log(r.log, "exec tty copy", err)
+			if err := safe.Run(r.log, "exec tty copy", f); err != nil {
 				panics <- err
 			}
 		})

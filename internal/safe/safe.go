@@ -2,11 +2,13 @@
 // ending the process. The CRI boundary recovers the panics of handlers and
 // suture those of services, but each covers only its own goroutine: a
 // goroutine started beside them runs bare. Call turns a panic into an
-// error, Go logs it, and Group hands it back to the goroutine that waits,
-// where the boundary or the supervisor deals with it as with any other.
+// error, Run and Go also log it, and Group hands it back to the goroutine
+// that waits, where the boundary or the supervisor deals with it as with
+// any other.
 package safe
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -21,37 +23,49 @@ type Panic struct {
 
 func (p *Panic) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
 
-// recovered turns the value recover returned into a *Panic (nil for none).
-func recovered(r any) *Panic {
-	if r == nil {
+// Recovered turns what recover returned into a *Panic with the stack of
+// the goroutine it is called in, which during the panic is still the
+// panicking one; nil stays nil and a *Panic raised again stays as it was.
+func Recovered(r any) *Panic {
+	switch r := r.(type) {
+	case nil:
 		return nil
+	case *Panic:
+		return r
+	default:
+		return &Panic{Value: r, Stack: debug.Stack()}
 	}
-	return &Panic{Value: r, Stack: debug.Stack()}
 }
 
 // Call runs f and returns its error, or its panic as a *Panic.
 func Call(f func() error) (err error) {
 	defer func() {
-		if p := recovered(recover()); p != nil {
+		if p := Recovered(recover()); p != nil {
 			err = p
 		}
 	}()
 	return f()
 }
 
-// Go runs f in a new goroutine. A panic in it is logged as an error with
-// its stack, naming what the goroutine did, and goes no further.
-func Go(log *slog.Logger, what string, f func()) {
-	go func() {
-		if err := Call(func() error { f(); return nil }); err != nil {
-			Log(log, what, err)
-		}
-	}()
+// Run runs f in this goroutine. A panic in it is logged as an error with
+// its stack, naming what f does, and returned as a *Panic.
+func Run(log *slog.Logger, what string, f func()) error {
+	err := Call(func() error { f(); return nil })
+	if err != nil {
+		Log(log, what, err)
+	}
+	return err
 }
 
-// Log logs err; a *Panic is logged with its stack.
+// Go runs f in a new goroutine, as Run does.
+func Go(log *slog.Logger, what string, f func()) {
+	go func() { _ = Run(log, what, f) }()
+}
+
+// Log logs err as the failure of what; a *Panic is logged with its stack.
 func Log(log *slog.Logger, what string, err error) {
-	if p, ok := err.(*Panic); ok {
+	var p *Panic
+	if errors.As(err, &p) {
 		log.Error("Goroutine panicked", "goroutine", what, "panic", fmt.Sprint(p.Value), "stack", string(p.Stack))
 		return
 	}
@@ -70,7 +84,7 @@ type Group struct {
 func (g *Group) Go(f func()) {
 	g.wg.Go(func() {
 		defer func() {
-			if p := recovered(recover()); p != nil {
+			if p := Recovered(recover()); p != nil {
 				g.mu.Lock()
 				if g.first == nil {
 					g.first = p

@@ -75,3 +75,28 @@ func TestGroupWithoutPanic(t *testing.T) {
 		t.Errorf("%d of 5 ran", n)
 	}
 }
+
+func TestRecoveredKeepsARaisedPanic(t *testing.T) {
+	if Recovered(nil) != nil {
+		t.Error("Recovered(nil) is not nil")
+	}
+	p := &Panic{Value: "first", Stack: []byte("the first stack")}
+	if got := Recovered(p); got != p {
+		t.Errorf("Recovered of a *Panic = %v, want the same one with its stack", got)
+	}
+	if got := Recovered("fresh"); got.Value != "fresh" || !strings.Contains(string(got.Stack), "safe_test.go") {
+		t.Errorf("Recovered(\"fresh\") = %+v, want a *Panic with this stack", got)
+	}
+}
+
+func TestRunLogsAndReturnsAPanic(t *testing.T) {
+	var out syncbuf.Buffer
+	err := Run(slog.New(slog.NewTextHandler(&out, nil)), "inline", func() { panic("boom") })
+	var p *Panic
+	if !errors.As(err, &p) || !strings.Contains(out.String(), `goroutine=inline`) {
+		t.Errorf("Run = %v, log %q; want the *Panic returned and logged", err, out.String())
+	}
+	if err := Run(slog.New(slog.NewTextHandler(&out, nil)), "calm", func() {}); err != nil {
+		t.Errorf("Run of a calm f = %v", err)
+	}
+}

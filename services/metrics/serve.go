@@ -73,7 +73,7 @@ func (m *Metrics) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	if m.cfg.Events != nil {
 		wg.Go(func() {
-			if err := safe.Call(func() error { m.countOOMKills(ctx); return nil }); err != nil {
+			if err := safe.Run(m.log, "OOM kill counter", func() { m.countOOMKills(ctx) }); err != nil {
 				errc <- err
 			}
 		})

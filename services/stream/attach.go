@@ -98,11 +98,7 @@ func (a *attachment) start(opts AttachOptions) {
 		a.wg.Go(func() { a.stdinDone <- safe.Call(func() error { return copyAttachInput(a.conn, opts.Stdin) }) })
 	}
 	if opts.Tty && opts.Resize != nil {
-		a.wg.Go(func() {
-			if err := safe.Call(func() error { a.resizeLoop(opts.Resize); return nil }); err != nil {
-				safe.Log(a.log, "attach resize", err)
-			}
-		})
+		a.wg.Go(func() { _ = safe.Run(a.log, "attach resize", func() { a.resizeLoop(opts.Resize) }) })
 	}
 }
 

@@ -39,11 +39,7 @@ func (r *run) goTracked(what string, f func()) error {
 	if r.stopped {
 		return errStopped
 	}
-	r.wg.Go(func() {
-		if err := safe.Call(func() error { f(); return nil }); err != nil {
-			safe.Log(r.log, what, err)
-		}
-	})
+	r.wg.Go(func() { _ = safe.Run(r.log, what, f) })
 	return nil
 }
 
