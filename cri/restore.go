@@ -285,54 +285,6 @@ func (s *RuntimeServer) refreshState(ctx context.Context, e *store.Entry[store.C
 	}
 }
 
-// markLost records the exit of e's container if it has an exit file, or,
-// if its conmon and its process are gone without leaving one (a reboot, a
-// killed conmon), marks it exited with an unknown code (lost). A process
-// that outlives its conmon still runs, and is left running. The caller
-// holds e's Op lock, or is restoring.
-func (s *RuntimeServer) markLost(e *store.Entry[store.Container]) (exited, lost bool, err error) {
-	if exited, err := s.recordExit(e); exited || err != nil {
-		return exited, false, err
-	}
-	if !s.OCI.Lost(e.ID) {
-		return false, false, nil
-	}
-	// conmon may have written the file just before it went.
-	if exited, err := s.recordExit(e); exited || err != nil {
-		return exited, false, err
-	}
-	c := e.Update(func(c *store.Container) {
-		c.State, c.ExitCode, c.Reason = runtimeapi.ContainerState_CONTAINER_EXITED, 255, "Unknown"
-		c.Message = "the container's monitor is gone and left no exit code"
-		c.FinishedAt, c.Pid = time.Now().UnixNano(), 0
-	})
-	if err := s.Store.SaveContainerOf(e); err != nil {
-		s.log.Warn("Cannot save container record", "container_id", c.ID, "error", err)
-	}
-	return true, true, nil
-}
-
-// SweepLostMonitors finds created and running containers whose conmon is
-// gone without an exit file, which the exit monitor never hears of, and
-// marks them exited (markLost), so that the kubelet sees them end and
-// restarts them. A container some call is working on is left to the next
-// sweep. The exit monitor calls it every few seconds.
-func (s *RuntimeServer) SweepLostMonitors() {
-	for _, e := range s.Store.Containers.All() {
-		if e.Get().State == runtimeapi.ContainerState_CONTAINER_EXITED || !e.Op.TryLock() {
-			continue
-		}
-		if !e.Removed() {
-			if _, lost, _ := s.markLost(e); lost {
-				s.log.Warn("Container monitor gone without an exit code: container marked exited", "container_id", e.ID)
-				s.publish(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, e.Get())
-				s.nriStopped(e.Get())
-			}
-		}
-		e.Op.Unlock()
-	}
-}
-
 // cleanupContainer removes everything a container may have made.
 func (s *RuntimeServer) cleanupContainer(ctx context.Context, c *store.Container) error {
 	if c.BundleDir == "" {

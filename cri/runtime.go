@@ -94,18 +94,3 @@ func (s *RuntimeServer) point(ctx context.Context, name string) error {
 	}
 	return s.Faults.Point(ctx, name)
 }
-
-// ContainerExited records the exit of a container whose exit file just
-// appeared; the exit monitor calls it. An infra container's exit makes its
-// pod not ready (infraExited); unknown IDs (removed containers) are
-// ignored.
-func (s *RuntimeServer) ContainerExited(id string) {
-	e, err := s.Store.Containers.Lookup(id)
-	if err != nil || e.ID != id {
-		s.infraExited(id)
-		return
-	}
-	if _, err := s.recordExit(e); err != nil {
-		s.log.Warn("Cannot record container exit", "container_id", id, "error", err)
-	}
-}
