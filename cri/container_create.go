@@ -40,7 +40,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	defer podEntry.Op.RUnlock()
 	pod := podEntry.Get()
 	if podEntry.Removed() {
-		return nil, status.Errorf(codes.NotFound, "pod sandbox %s was removed", pod.ID)
+		return nil, fmt.Errorf("pod sandbox %s was removed: %w", pod.ID, store.ErrNotFound)
 	}
 	if pod.State != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil, failedPrecondition("pod sandbox %s is not ready", pod.ID)

@@ -26,8 +26,9 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 	}
 	// As containerd: not in a stopped pod, whose namespaces are released.
 	// A stop that comes after this check waits for the container's lock.
-	if pe, err := s.Store.Pods.Lookup(e.Get().PodID); err != nil || pe.Get().State != runtimeapi.PodSandboxState_SANDBOX_READY {
-		return nil, failedPrecondition("pod sandbox %s of container %s is not ready", e.Get().PodID, e.ID)
+	podID := e.Get().PodID
+	if pe, err := s.Store.Pods.Lookup(podID); err != nil || pe.Get().State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return nil, failedPrecondition("pod sandbox %s of container %s is not ready", podID, e.ID)
 	}
 	// Taken before the start: a process that exits at once must not seem
 	// to finish before it started.

@@ -17,7 +17,7 @@ const readBatch = 64
 
 // readWorkers is how many objects readAhead reads at once: stats calls
 // spend their time in system calls on cgroup files, which scale with the
-// cores; a few cores stay for everything else.
+// cores; at most 8, so that a large node keeps cores for everything else.
 var readWorkers = min(runtime.GOMAXPROCS(0), 8)
 
 // readAhead yields read(x) for each x of xs in order, reading up to

@@ -340,7 +340,9 @@ func values[T any](m map[string]*T) []*T {
 // parallel runs fn over items with restoreWorkers goroutines and waits. A
 // panic in fn is logged and skips only its item, so that one bad record
 // never keeps the daemon from starting.
-func parallel[T *store.Pod | *store.Container](ctx context.Context, log *slog.Logger, items []T, fn func(context.Context, T)) {
+func parallel[T *store.Pod | *store.Container](
+	ctx context.Context, log *slog.Logger, items []T, fn func(context.Context, T),
+) {
 	work := make(chan T)
 	var wg sync.WaitGroup
 	for range min(restoreWorkers, len(items)) {
@@ -358,14 +360,11 @@ func parallel[T *store.Pod | *store.Container](ctx context.Context, log *slog.Lo
 }
 
 // restoreName names a pod or container being restored.
-func restoreName(it any) string {
-	switch o := it.(type) {
-	case *store.Pod:
-		return "pod " + o.ID
-	case *store.Container:
-		return "container " + o.ID
+func restoreName[T *store.Pod | *store.Container](it T) string {
+	if p, ok := any(it).(*store.Pod); ok {
+		return "pod " + p.ID
 	}
-	return fmt.Sprint(it)
+	return "container " + any(it).(*store.Container).ID
 }
 
 // noticeStarted records a start that the runtime did but the record did

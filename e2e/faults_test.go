@@ -36,12 +36,15 @@ func failAt(t *testing.T, pt *podTest, point, mode string) {
 	pod := pt.podConfig("fail-" + mode + "-" + strings.ToLower(strings.ReplaceAll(point, ".", "-")))
 	ctr := pt.ctrConfig("c", "sleep 3600")
 	var podID, ctrID string
+	createReq := func() *runtimeapi.CreateContainerRequest {
+		return &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: ctr, SandboxConfig: pod}
+	}
 	if !strings.HasPrefix(point, "RunPodSandbox") {
 		podID = pt.runPod(pod)
 	}
 	switch {
 	case strings.HasPrefix(point, "StartContainer"):
-		resp, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: ctr, SandboxConfig: pod})
+		resp, err := pt.cri.CreateContainer(pt.ctx, createReq())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +61,7 @@ func failAt(t *testing.T, pt *podTest, point, mode string) {
 			podID = resp.GetPodSandboxId()
 		case strings.HasPrefix(point, "CreateContainer"):
 			var resp *runtimeapi.CreateContainerResponse
-			resp, err = pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: ctr, SandboxConfig: pod})
+			resp, err = pt.cri.CreateContainer(pt.ctx, createReq())
 			ctrID = resp.GetContainerId()
 		case strings.HasPrefix(point, "StartContainer"):
 			_, err = pt.cri.StartContainer(pt.ctx, &runtimeapi.StartContainerRequest{ContainerId: ctrID})
@@ -94,7 +97,8 @@ func failAt(t *testing.T, pt *podTest, point, mode string) {
 		}
 	}
 	if strings.HasPrefix(point, "CreateContainer") {
-		ctrs, err := pt.cri.ListContainers(pt.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: podID}})
+		filter := &runtimeapi.ContainerFilter{PodSandboxId: podID}
+		ctrs, err := pt.cri.ListContainers(pt.ctx, &runtimeapi.ListContainersRequest{Filter: filter})
 		if err != nil {
 			t.Fatal(err)
 		}

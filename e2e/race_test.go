@@ -102,7 +102,8 @@ func TestInfraExitMakesPodNotReady(t *testing.T) {
 			podID := pt.runPod(pod)
 			cfg := pt.ctrConfig("member", "sleep 3600")
 			cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
-			resp, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod})
+			req := &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod}
+			resp, err := pt.cri.CreateContainer(pt.ctx, req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,10 +123,11 @@ func TestInfraExitMakesPodNotReady(t *testing.T) {
 				st, err := pt.cri.PodSandboxStatus(pt.ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: podID})
 				return err == nil && st.GetStatus().GetState() == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
 			})
-			if _, err := pt.cri.CreateContainer(pt.ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod}); status.Code(err) != codes.FailedPrecondition {
+			if _, err := pt.cri.CreateContainer(pt.ctx, req); status.Code(err) != codes.FailedPrecondition {
 				t.Errorf("creating a container in a pod whose infra process died: %v, want FailedPrecondition", err)
 			}
-			if _, err := pt.cri.StartContainer(pt.ctx, &runtimeapi.StartContainerRequest{ContainerId: created}); status.Code(err) != codes.FailedPrecondition {
+			_, err = pt.cri.StartContainer(pt.ctx, &runtimeapi.StartContainerRequest{ContainerId: created})
+			if status.Code(err) != codes.FailedPrecondition {
 				t.Errorf("starting a container in a pod whose infra process died: %v, want FailedPrecondition", err)
 			}
 			if _, err := pt.cri.StopPodSandbox(pt.ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
@@ -187,7 +189,8 @@ func TestConmonKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the container to be reported exited", func() bool {
-		ctrs, err := pt.cri.ListContainers(pt.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{Id: id}})
+		filter := &runtimeapi.ContainerFilter{Id: id}
+		ctrs, err := pt.cri.ListContainers(pt.ctx, &runtimeapi.ListContainersRequest{Filter: filter})
 		return err == nil && len(ctrs.GetContainers()) == 1 &&
 			ctrs.GetContainers()[0].GetState() == runtimeapi.ContainerState_CONTAINER_EXITED
 	})

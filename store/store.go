@@ -7,8 +7,9 @@
 // object (a create, a stop, a remove) and may be held for long; a call
 // that adds to it (a container create in a pod) holds it shared, so that
 // the pod's stop or removal waits for the new container and covers it.
-// The data lock guards the record and is held only to read or write it. List calls
-// take only data locks, so a stuck stop never blocks ListContainers.
+// The data lock guards the record and is held only to read or write it.
+// List calls take only data locks, so a stuck stop never blocks
+// ListContainers.
 package store
 
 import (

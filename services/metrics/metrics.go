@@ -1,7 +1,8 @@
 // Package metrics is the daemon's optional Prometheus endpoint: per CRI
 // method call counts, errors and latency, image pull outcomes, the bytes
-// and layers image downloads fetched or reused, container OOM kills, dropped event subscribers, and each supervised
-// service's restarts and state. It serves /metrics on a loopback TCP
+// and layers image downloads fetched or reused, container OOM kills,
+// dropped event subscribers, and each supervised service's restarts and
+// state. It serves /metrics on a loopback TCP
 // address or a unix socket, and refuses any other address unless told
 // otherwise. Every Observe method is safe on a nil *Metrics, so callers
 // need no check when metrics are off.
@@ -82,7 +83,8 @@ func (m *Metrics) build() {
 	}, []string{"outcome"})
 	m.pullBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "arbor_image_pull_bytes_total",
-		Help: "Bytes image downloads read from registries and archives, failed ones included; a download pulls share counts once.",
+		Help: "Bytes image downloads read from registries and archives, failed ones included; " +
+			"a download several pulls share counts once.",
 	})
 	m.layers = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "arbor_image_pull_layers_total",
